@@ -1,0 +1,34 @@
+# Two entry points for a fresh machine with Python 3.11: `make demo` and `make test`.
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV ?= .venv
+VPY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+# The PyTorch CPU wheel lies in /opt/wheels on this workplace's machines; elsewhere pip uses PyPI.
+FIND_LINKS := $(if $(wildcard /opt/wheels),--find-links /opt/wheels,)
+
+SHARED_DATA ?= ../shared/data
+DEMO_DIR ?= demo_output
+DEMO_DATASET := $(if $(wildcard $(SHARED_DATA)/sst2/train.tsv),$(SHARED_DATA)/sst2,glue/sst2)
+DEMO_TRAIN_SAMPLES ?= 4000
+
+.PHONY: install test demo clean
+
+install: $(STAMP)
+
+$(STAMP): setup.py requirements/constraints.txt
+	test -x $(VPY) || $(PYTHON) -m venv $(VENV)
+	$(VPY) -m pip install --quiet --upgrade pip
+	$(VPY) -m pip install --quiet $(FIND_LINKS) -c requirements/constraints.txt -e '.[all]'
+	touch $(STAMP)
+
+test: $(STAMP)
+	$(VPY) -m pytest
+
+demo: $(STAMP)
+	@echo "demo: training data $(DEMO_DATASET), $(DEMO_TRAIN_SAMPLES) training rows, output in $(DEMO_DIR)/"
+	$(VENV)/bin/sentiment-train --dataset $(DEMO_DATASET) --output_dir $(DEMO_DIR)/model \
+	    --max_train_samples $(DEMO_TRAIN_SAMPLES) --epochs 1 --batch_size 32
+
+clean:
+	rm -rf $(DEMO_DIR) .pytest_cache

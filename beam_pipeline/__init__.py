@@ -1,0 +1,1 @@
+"""Scoring with Apache Beam and ONNX Runtime. Imports neither torch nor transformers."""

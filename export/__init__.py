@@ -1,0 +1,1 @@
+"""Export of fine-tuned classifiers to an ONNX model bundle with Hugging Face Optimum."""

@@ -1,0 +1,1 @@
+"""Fine-tuning BERT-family checkpoints for sentiment classification."""
