@@ -55,3 +55,13 @@ def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.fail(f"{SHARED_DATA} not found: tests read SST-2 and financial tweets from there")
     return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def tiny_bundle_dir(tiny_model_dir, tmp_path_factory) -> Path:
+    """The tiny binary classifier exported to a bundle in all three precisions."""
+    from export.exporter import export_bundle
+
+    bundle_dir = tmp_path_factory.mktemp("tiny_bundle")
+    export_bundle(tiny_model_dir, bundle_dir, precisions=("fp32", "int8", "fp16"))
+    return bundle_dir
