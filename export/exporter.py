@@ -1,0 +1,338 @@
+"""Export a Hugging Face sequence classifier to a model bundle (see `beam_pipeline.bundle`).
+
+Steps, each reported through ``progress``:
+
+1. check the model folder (safetensors only; pickled ``pytorch_model.bin`` is refused) and load it;
+2. export to ONNX with Optimum (task text-classification, dynamic batch and sequence axes);
+3. ``fp32``: Optimum's `ORTOptimizer` at ``optimization_level`` (BERT attention/LayerNorm/GELU fusions);
+4. ``int8``: Optimum's `ORTQuantizer`, dynamic quantization configured for this CPU's instruction
+   set, applied to the plain exported graph (ONNX Runtime's quantizer cannot type the fused
+   contrib ops of the optimised graph);
+5. ``fp16``: the same optimisation for CUDA plus float16 conversion, inputs/outputs kept int64/float32;
+6. parity of every precision against PyTorch (`export.parity`), on the validation rows of
+   ``eval_dataset`` or on the built-in probe sentences;
+7. the bundle: ``model_<precision>.onnx``, ``tokenizer.json``, and ``bundle.json`` written last.
+"""
+from __future__ import annotations
+
+import json
+import math
+import platform
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from datetime import datetime, timezone
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from beam_pipeline.bundle import (FORMAT_VERSION, MANIFEST_NAME, PRECISIONS, TOKENIZER_NAME,
+                                  file_entry)
+from export import parity
+from export.probes import probe_sentences
+
+OPTIMIZATION_LEVELS = ("O1", "O2", "O3")
+REPORT_NAME = "training_report.json"
+OUTPUT_NAME = "logits"
+SAFETENSORS_NAMES = ("model.safetensors", "model.safetensors.index.json")
+PICKLED_NAMES = ("pytorch_model.bin", "pytorch_model.bin.index.json")
+VERSIONED_PACKAGES = ("optimum", "optimum-onnx", "onnx", "transformers", "torch", "tokenizers")
+
+
+class ExportError(ValueError):
+    """The model folder, the options or the parity check do not allow a bundle to be written."""
+
+
+def _print_progress(message: str) -> None:
+    print(f"[sentiment-export] {message}", file=sys.stderr, flush=True)
+
+
+def cpu_flags(cpuinfo: str = "/proc/cpuinfo") -> set[str]:
+    """The instruction-set flags of this CPU (empty where /proc/cpuinfo does not exist)."""
+    try:
+        text = Path(cpuinfo).read_text()
+    except OSError:
+        return set()
+    for line in text.splitlines():
+        if line.startswith(("flags", "Features")):
+            return set(line.split(":", 1)[1].split())
+    return set()
+
+
+def int8_config_name(flags: set[str], machine: str | None = None) -> str:
+    """Name of the `AutoQuantizationConfig` constructor that fits a CPU with these flags."""
+    machine = (machine or platform.machine()).lower()
+    if machine in ("arm64", "aarch64"):
+        return "arm64"
+    for flag, name in (("avx512_vnni", "avx512_vnni"), ("avx512f", "avx512"), ("avx2", "avx2")):
+        if flag in flags:
+            return name
+    raise ExportError("int8: this CPU has neither AVX2 nor AVX-512 (see /proc/cpuinfo), for which "
+                      "ONNX Runtime's dynamic quantization is made; leave int8 out of --precisions")
+
+
+def check_model_dir(model_dir: Path) -> None:
+    """Refuses a folder that is not a classifier saved with safetensors weights."""
+    if not model_dir.is_dir():
+        raise ExportError(f"{model_dir}: model folder not found")
+    if not (model_dir / "config.json").is_file():
+        raise ExportError(f"{model_dir / 'config.json'}: not found; --model_dir must be a folder "
+                          "written by sentiment-train or save_pretrained")
+    if not any((model_dir / name).is_file() for name in SAFETENSORS_NAMES):
+        pickled = [name for name in PICKLED_NAMES if (model_dir / name).is_file()]
+        if pickled:
+            raise ExportError(f"{model_dir / pickled[0]}: pickled PyTorch weights are refused (they "
+                              "can run code when loaded); re-save the model with safetensors")
+        raise ExportError(f"{model_dir / SAFETENSORS_NAMES[0]}: not found; the folder holds no "
+                          "safetensors weights")
+
+
+def read_training_report(model_dir: Path) -> dict[str, Any]:
+    """``training_report.json`` of the model folder, or an empty dict when there is none."""
+    path = model_dir / REPORT_NAME
+    if not path.is_file():
+        return {}
+    try:
+        report = json.loads(path.read_text())
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise ExportError(f"{path}: not valid JSON ({error})") from None
+    if not isinstance(report, dict):
+        raise ExportError(f"{path}: expected a JSON object")
+    return report
+
+
+def calibration_temperature(report: dict[str, Any], model_dir: Path) -> float:
+    """The softmax temperature fitted at training time (1.0 when the report has none)."""
+    temperature = (report.get("calibration") or {}).get("temperature", 1.0)
+    if (not isinstance(temperature, (int, float)) or isinstance(temperature, bool)
+            or not math.isfinite(temperature) or temperature <= 0):
+        raise ExportError(f"{model_dir / REPORT_NAME}: calibration.temperature {temperature!r} is "
+                          "not a positive number")
+    return float(temperature)
+
+
+def label_names(config: Any) -> list[str]:
+    """Label names ordered by class id, from the model config's ``id2label``."""
+    return [str(config.id2label[index]) for index in range(config.num_labels)]
+
+
+def bundle_tokenizer(tokenizer: Any, max_length: int) -> Any:
+    """The fast tokenizer's `tokenizers.Tokenizer`, truncating to ``max_length`` and padding each
+    batch to its longest row (whatever padding the model folder had configured)."""
+    backend = tokenizer.backend_tokenizer
+    backend.enable_truncation(max_length=max_length)
+    backend.enable_padding(pad_id=tokenizer.pad_token_id, pad_token=tokenizer.pad_token,
+                           pad_type_id=tokenizer.pad_token_type_id)
+    return backend
+
+
+def evaluation_rows(eval_dataset: str | None, labels: list[str], text_column: str,
+                    label_column: str) -> tuple[list[str], np.ndarray | None, str]:
+    """Texts, labels (or None) and a description of the rows the parity check runs on."""
+    if eval_dataset is None:
+        texts = probe_sentences()
+        return texts, None, f"{len(texts)} built-in probe sentences"
+    from training.data import DataError, load_labelled_splits
+
+    try:
+        splits = load_labelled_splits(eval_dataset, text_column=text_column,
+                                      label_column=label_column, labels=labels)
+    except DataError as error:
+        raise ExportError(f"--eval_dataset {eval_dataset}: {error}") from None
+    validation = splits.validation
+    return (list(validation["text"]), np.asarray(validation["label"]),
+            f"{len(validation)} validation rows of {eval_dataset}")
+
+
+def package_versions() -> dict[str, str]:
+    """Installed versions of the packages that shape the exported files."""
+    import onnxruntime
+
+    versions = {"onnxruntime": onnxruntime.__version__}
+    for package in VERSIONED_PACKAGES:
+        try:
+            versions[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            continue
+    return versions
+
+
+def _prepare_output(output_dir: str) -> None:
+    """Refuses a non-empty folder that is not a bundle; removes an old manifest before rewriting."""
+    from apache_beam.io.filesystems import FileSystems
+
+    manifest = FileSystems.join(output_dir, MANIFEST_NAME)
+    if FileSystems.exists(manifest):
+        FileSystems.delete([manifest])
+        return
+    existing = FileSystems.match([FileSystems.join(output_dir, "*")])[0].metadata_list
+    if existing:
+        raise ExportError(f"{output_dir}: folder is not empty and holds no {MANIFEST_NAME}; "
+                          "choose an empty or new --output_dir")
+
+
+def _publish(source: Path, output_dir: str, name: str) -> dict[str, Any]:
+    """Copies one file into the bundle (any Beam file system) and describes what was written."""
+    from apache_beam.io.filesystems import FileSystems
+
+    target = FileSystems.join(output_dir, name)
+    with source.open("rb") as reader, FileSystems.create(target) as writer:
+        while chunk := reader.read(1 << 20):
+            writer.write(chunk)
+    return file_entry(target)
+
+
+def export_bundle(model_dir: str | Path, output_dir: str | Path,
+                  precisions: Sequence[str] = ("fp32", "int8", "fp16"),
+                  optimization_level: str = "O2", eval_dataset: str | None = None,
+                  max_length: int = 128, allow_parity_failure: bool = False, *,
+                  eval_text_column: str = "text", eval_label_column: str = "label",
+                  progress: Callable[[str], None] = _print_progress) -> dict[str, Any]:
+    """Exports ``model_dir`` to a bundle in ``output_dir`` and returns the manifest (bundle.json).
+
+    Raises `ExportError` with one clear sentence for a bad folder or option, or when a precision
+    misses its parity bound (unless ``allow_parity_failure``, which keeps it with a warning).
+    """
+    started = time.perf_counter()
+    model_dir, output_dir = Path(model_dir), str(output_dir).rstrip("/")
+    precisions = list(dict.fromkeys(precisions))
+    unknown = [precision for precision in precisions if precision not in PRECISIONS]
+    if unknown or not precisions:
+        raise ExportError(f"precisions {unknown or precisions} unknown; choose from {list(PRECISIONS)}")
+    if optimization_level not in OPTIMIZATION_LEVELS:
+        raise ExportError(f"optimization level {optimization_level!r} unknown; choose from "
+                          f"{list(OPTIMIZATION_LEVELS)} (fp16 is its own precision)")
+    check_model_dir(model_dir)
+    report = read_training_report(model_dir)
+    temperature = calibration_temperature(report, model_dir)
+    quantization = int8_config_name(cpu_flags()) if "int8" in precisions else None
+
+    from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
+
+    config = AutoConfig.from_pretrained(model_dir)
+    labels = label_names(config)
+    position_limit = getattr(config, "max_position_embeddings", max_length)
+    if not 2 <= max_length <= position_limit:
+        raise ExportError(f"max_length {max_length} must lie between 2 and the model's "
+                          f"max_position_embeddings ({position_limit})")
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    if not tokenizer.is_fast:
+        raise ExportError(f"{model_dir}: no fast tokenizer (tokenizer.json) can be built; the "
+                          "pipeline scores with the `tokenizers` library")
+    texts, eval_labels, rows_description = evaluation_rows(eval_dataset, labels, eval_text_column,
+                                                           eval_label_column)
+    progress(f"loading {model_dir} ({len(labels)} labels: {', '.join(labels)})")
+    model = AutoModelForSequenceClassification.from_pretrained(model_dir, use_safetensors=True).eval()
+
+    with tempfile.TemporaryDirectory(prefix="sentiment-export-") as work:
+        work_dir = Path(work)
+        files = _build_onnx_files(model, work_dir, precisions, optimization_level, quantization,
+                                  progress)
+        tokenizer_path = work_dir / TOKENIZER_NAME
+        bundle_tokenizer(tokenizer, max_length).save(str(tokenizer_path))
+
+        progress(f"checking parity with PyTorch on {rows_description}")
+        checks, eval_metrics = _check_parity(model, files, tokenizer_path, texts, eval_labels,
+                                             progress)
+        failures = [check["failure"] for check in checks.values() if not check["passed"]]
+        if failures and not allow_parity_failure:
+            raise ExportError("; ".join(failures) + " (nothing written; --allow_parity_failure "
+                              "keeps such a precision with a warning)")
+        for failure in failures:
+            progress(f"WARNING: {failure}; kept because parity failures are allowed")
+
+        progress(f"writing the bundle to {output_dir}")
+        _prepare_output(output_dir)
+        manifest = {
+            "format_version": FORMAT_VERSION,
+            "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "base_model": report.get("base_model") or config.name_or_path or str(model_dir),
+            "labels": labels,
+            "max_length": max_length,
+            "input_names": list(next(iter(files.values()))[1]),
+            "output_name": OUTPUT_NAME,
+            "temperature": temperature,
+            "tokenizer": _publish(tokenizer_path, output_dir, TOKENIZER_NAME),
+            "precisions": {
+                precision: {**_publish(path, output_dir, f"model_{precision}.onnx"),
+                            "parity": {"data": rows_description, **checks[precision]}}
+                for precision, (path, _) in files.items()},
+            "metrics": {"training": report.get("final_metrics", {}), "eval": eval_metrics},
+            "export": {"optimization_level": optimization_level,
+                       "int8_quantization": quantization and f"dynamic, {quantization}, per-channel",
+                       "wall_time_s": round(time.perf_counter() - started, 2)},
+            "versions": package_versions(),
+        }
+    from apache_beam.io.filesystems import FileSystems
+
+    with FileSystems.create(FileSystems.join(output_dir, MANIFEST_NAME)) as handle:
+        handle.write(json.dumps(manifest, indent=2).encode("utf-8"))
+    progress(f"done in {time.perf_counter() - started:.1f} s: {output_dir}/{MANIFEST_NAME}")
+    return manifest
+
+
+def _build_onnx_files(model: Any, work_dir: Path, precisions: list[str], optimization_level: str,
+                      quantization: str | None,
+                      progress: Callable[[str], None]) -> dict[str, tuple[Path, list[str]]]:
+    """Exports, optimises and quantises; returns precision -> (ONNX file, its input names)."""
+    import onnx
+    from optimum.exporters.onnx import onnx_export_from_model
+    from optimum.onnxruntime import ORTOptimizer, ORTQuantizer
+    from optimum.onnxruntime.configuration import AutoOptimizationConfig, AutoQuantizationConfig
+
+    exported = work_dir / "exported"
+    step = time.perf_counter()
+    onnx_export_from_model(model, exported, task="text-classification", do_validation=False)
+    progress(f"exported to ONNX with Optimum in {time.perf_counter() - step:.1f} s")
+    files: dict[str, Path] = {}
+    for precision in precisions:
+        step = time.perf_counter()
+        if precision == "int8":
+            config = getattr(AutoQuantizationConfig, quantization)(is_static=False, per_channel=True)
+            ORTQuantizer.from_pretrained(exported, file_name="model.onnx").quantize(
+                config, work_dir / "int8")
+            files[precision] = work_dir / "int8" / "model_quantized.onnx"
+            action = f"quantised to int8 (dynamic, {quantization})"
+        else:
+            fp16 = precision == "fp16"
+            config = AutoOptimizationConfig.with_optimization_level(optimization_level,
+                                                                    for_gpu=fp16, fp16=fp16)
+            with parity.quiet_onnxruntime():
+                ORTOptimizer.from_pretrained(exported).optimize(config, work_dir / precision)
+            files[precision] = work_dir / precision / "model_optimized.onnx"
+            action = f"optimised ({optimization_level}{', for CUDA, float16' if fp16 else ''})"
+        progress(f"{precision}: {action} in {time.perf_counter() - step:.1f} s")
+    return {precision: (path, [node.name for node in onnx.load(str(path)).graph.input])
+            for precision, path in files.items()}
+
+
+def _check_parity(model: Any, files: dict[str, tuple[Path, list[str]]], tokenizer_path: Path,
+                  texts: list[str], labels: np.ndarray | None,
+                  progress: Callable[[str], None]) -> tuple[dict[str, dict], dict[str, Any]]:
+    """Parity result per precision, and eval-set metrics (PyTorch and each precision) with labels."""
+    from tokenizers import Tokenizer
+
+    tokenizer = Tokenizer.from_file(str(tokenizer_path))
+    input_names = next(iter(files.values()))[1]
+    feeds = parity.encode_batches(tokenizer, texts, input_names)
+    reference = parity.torch_probabilities(model, feeds)
+    eval_metrics: dict[str, Any] = {}
+    if labels is not None:
+        eval_metrics["rows"] = int(len(labels))
+        eval_metrics["pytorch"] = parity.label_metrics(reference.argmax(axis=1), labels)
+    checks = {}
+    for precision, (path, _) in files.items():
+        session = parity.open_session(str(path), precision)
+        probabilities = parity.onnx_probabilities(session, feeds)
+        checks[precision] = {"provider": session.get_providers()[0],
+                             **parity.compare(precision, reference, probabilities, labels)}
+        if labels is not None:
+            eval_metrics[precision] = parity.label_metrics(probabilities.argmax(axis=1), labels)
+        outcome = "ok" if checks[precision]["passed"] else "FAILED"
+        progress(f"{precision}: parity {outcome} (max |Δprob| {checks[precision]['max_abs_prob_diff']:.2e}, "
+                 f"label agreement {checks[precision]['label_agreement']:.4f}) on "
+                 f"{checks[precision]['provider']}")
+    return checks, eval_metrics
