@@ -1,0 +1,149 @@
+"""Command lines: ``sentiment-train`` (also ``python -m training``) and ``sentiment-eval``.
+
+Bad input ends with one line on stderr (``sentiment-train: error: ...``) and exit status 2.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+from typing import Sequence
+
+from training.data import DataError, load_labelled_splits, parse_label_names
+from training.trainer import TrainConfig, TrainingError, default_base_model
+
+EXIT_BAD_INPUT = 2
+
+
+def _train_parser() -> argparse.ArgumentParser:
+    defaults = TrainConfig.__dataclass_fields__
+    parser = argparse.ArgumentParser(
+        prog="sentiment-train",
+        description="Fine-tune a BERT-family checkpoint for sentiment classification.")
+    parser.add_argument("--dataset", required=True,
+                        help="hub id (glue/sst2, owner/name[:config]) or local csv/tsv/parquet/"
+                             "jsonl file or folder with train.* and optional validation.*")
+    parser.add_argument("--output_dir", required=True, help="where the model and reports go")
+    parser.add_argument("--base_model", default=None,
+                        help="hub name or local folder (default: the embedded MiniLM-L6)")
+    parser.add_argument("--text_column", default="text",
+                        help="text column (default text; falls back to sentence when absent)")
+    parser.add_argument("--label_column", default="label")
+    parser.add_argument("--labels", default=None,
+                        help="label names in class-id order, e.g. negative,positive")
+    parser.add_argument("--validation_fraction", type=float, default=0.1,
+                        help="held out of train when the source has no validation split")
+    parser.add_argument("--epochs", type=float, default=defaults["epochs"].default)
+    parser.add_argument("--batch_size", type=int, default=defaults["batch_size"].default)
+    parser.add_argument("--learning_rate", type=float, default=defaults["learning_rate"].default)
+    parser.add_argument("--max_length", type=int, default=defaults["max_length"].default)
+    parser.add_argument("--max_train_samples", type=int, default=None,
+                        help="train on a random subset of this many rows")
+    parser.add_argument("--class_weights", choices=("none", "auto"), default="none",
+                        help="auto: inverse-frequency weighted cross-entropy")
+    parser.add_argument("--early_stopping_patience", type=int, default=None,
+                        help="stop after N evaluations without a better validation macro-F1")
+    parser.add_argument("--eval_steps", type=int, default=None,
+                        help="evaluate and checkpoint every N steps (default: every epoch)")
+    parser.add_argument("--warmup_ratio", type=float, default=defaults["warmup_ratio"].default)
+    parser.add_argument("--weight_decay", type=float, default=defaults["weight_decay"].default)
+    parser.add_argument("--seed", type=int, default=defaults["seed"].default)
+    parser.add_argument("--search", default=None,
+                        help='grid, e.g. "learning_rate=2e-5,3e-5;batch_size=16,32"')
+    parser.add_argument("--search_trials", type=int, default=None,
+                        help="run this many random points of the --search grid")
+    return parser
+
+
+def _fail(prog: str, error: Exception) -> int:
+    print(f"{prog}: error: {error}", file=sys.stderr)
+    return EXIT_BAD_INPUT
+
+
+def train_main(argv: Sequence[str] | None = None) -> int:
+    """``sentiment-train``: fine-tune, evaluate, calibrate and report."""
+    args = _train_parser().parse_args(argv)
+    try:
+        config = TrainConfig(
+            base_model=args.base_model or default_base_model(), epochs=args.epochs,
+            batch_size=args.batch_size, learning_rate=args.learning_rate,
+            max_length=args.max_length, class_weights=args.class_weights,
+            early_stopping_patience=args.early_stopping_patience, seed=args.seed,
+            eval_steps=args.eval_steps, warmup_ratio=args.warmup_ratio,
+            weight_decay=args.weight_decay)
+        config.validate()
+        space = None
+        if args.search:
+            from training.search import parse_search_space
+            space = parse_search_space(args.search)
+        elif args.search_trials is not None:
+            raise TrainingError("--search_trials needs --search")
+        splits = load_labelled_splits(
+            args.dataset, text_column=args.text_column, label_column=args.label_column,
+            labels=parse_label_names(args.labels), validation_fraction=args.validation_fraction,
+            seed=args.seed, max_train_samples=args.max_train_samples)
+        print(f"sentiment-train: {args.dataset}: {len(splits.train)} training and "
+              f"{len(splits.validation)} validation rows, text column {splits.text_column!r}, "
+              f"labels {splits.label_names}"
+              + (f", dropped {splits.dropped}" if splits.dropped else ""), flush=True)
+        if space:
+            from training.search import run_search
+            report = run_search(splits, config, space, args.output_dir,
+                                trials=args.search_trials, source=args.dataset,
+                                label_column=args.label_column)
+        else:
+            from training.run import train_and_report
+            report = train_and_report(splits, config, args.output_dir, source=args.dataset,
+                                      label_column=args.label_column)
+    except (DataError, TrainingError) as error:
+        return _fail("sentiment-train", error)
+    baseline, final, calibration = (report["baseline_metrics"], report["final_metrics"],
+                                    report["calibration"])
+    print(f"sentiment-train: validation accuracy {baseline['accuracy']:.4f} -> "
+          f"{final['accuracy']:.4f}, macro-F1 {baseline['macro_f1']:.4f} -> "
+          f"{final['macro_f1']:.4f}; ECE {calibration['ece_before']:.4f} -> "
+          f"{calibration['ece_after']:.4f} at temperature {calibration['temperature']:.3f}; "
+          f"{report['training']['samples_per_second']:.1f} training samples/s; "
+          f"model and report in {args.output_dir}")
+    return 0
+
+
+def _eval_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="sentiment-eval",
+        description="Evaluate a model trained by sentiment-train on any labelled source.")
+    parser.add_argument("--model", required=True, help="folder written by sentiment-train")
+    parser.add_argument("--dataset", required=True, help="same forms as sentiment-train")
+    parser.add_argument("--output_dir", default=None, help="default: MODEL/eval")
+    parser.add_argument("--text_column", default="text")
+    parser.add_argument("--label_column", default="label")
+    parser.add_argument("--split", default=None,
+                        help="split to evaluate (default: validation if present, else train)")
+    parser.add_argument("--batch_size", type=int, default=64)
+    parser.add_argument("--max_length", type=int, default=None,
+                        help="default: the max_length the model was trained with")
+    return parser
+
+
+def eval_main(argv: Sequence[str] | None = None) -> int:
+    """``sentiment-eval``: metrics, calibration error and confusion matrix on a labelled source."""
+    from training.run import evaluate_model
+
+    args = _eval_parser().parse_args(argv)
+    output_dir = args.output_dir or os.path.join(args.model, "eval")
+    try:
+        if not Path(args.model).is_dir():
+            raise DataError(f"--model {args.model}: no such folder")
+        result = evaluate_model(args.model, args.dataset, output_dir,
+                                text_column=args.text_column, label_column=args.label_column,
+                                split=args.split, batch_size=args.batch_size,
+                                max_length=args.max_length)
+    except (DataError, TrainingError) as error:
+        return _fail("sentiment-eval", error)
+    metrics = result["metrics"]
+    print(f"sentiment-eval: {result['dataset']['rows']} rows of {args.dataset} "
+          f"[{result['dataset']['split']}]: accuracy {metrics['accuracy']:.4f}, macro-F1 "
+          f"{metrics['macro_f1']:.4f}, ECE {metrics['ece']:.4f} "
+          f"(calibrated {metrics['ece_calibrated']:.4f}); report in {output_dir}")
+    return 0

