@@ -15,18 +15,30 @@ A bundle is a folder (local or any Beam file system, e.g. ``gs://``) holding::
       "base_model": "<name or path the classifier was fine-tuned from>",
       "labels": ["negative", "positive"],          # label name by class id
       "max_length": 128,
-      "input_names": ["input_ids", "attention_mask", "token_type_ids"],
-      "output_name": "logits",
+      "input_names": ["input_ids", "attention_mask", "token_type_ids"],   # all int64
+      "output_name": "logits",                      # float32 [batch, len(labels)]
       "temperature": 1.0,                           # softmax temperature from calibration
       "tokenizer": {"file": "tokenizer.json", "size_bytes": 711396, "sha256": "..."},
       "precisions": {
         "fp32": {"file": "model_fp32.onnx", "size_bytes": 90000000, "sha256": "...",
-                 "parity": {...}},                  # results of the check against PyTorch
+                 "parity": {"data": "872 validation rows of ...", "rows": 872,
+                            "provider": "CPUExecutionProvider", "max_abs_prob_diff": 2e-07,
+                            "mean_abs_prob_diff": 1e-08, "label_agreement": 1.0,
+                            "accuracy": 0.9, "pytorch_accuracy": 0.9,   # with labelled rows
+                            "bound": "max_abs_prob_diff <= 0.0001", "passed": true}},
         "int8": {...}, "fp16": {...}
       },
-      "metrics": {"training": {...}, "eval": {...}},
+      "metrics": {"training": {...},                # final_metrics of training_report.json
+                  "eval": {"data": "...", "rows": 872, "pytorch": {"accuracy": ..., "macro_f1": ...},
+                           "fp32": {...}, "int8": {...}, "fp16": {...}}},   # empty without labels
+      "export": {"optimization_level": "O2", "int8_quantization": "dynamic, avx512_vnni, per-channel",
+                 "wall_time_s": 40.2},
       "versions": {"onnxruntime": "...", "optimum": "...", "transformers": "...", "torch": "..."}
     }
+
+``tokenizer.json`` already truncates to ``max_length`` and pads each batch to its longest row
+(``Tokenizer.encode_batch`` gives a rectangular batch). The ONNX inputs and outputs are int64 and
+float32 in every precision, fp16 included.
 
 `load_bundle` validates all of this before any data moves and raises `BundleError` with a message
 that names the offending file. It imports neither torch nor transformers.
@@ -36,9 +48,11 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
 import posixpath
 from typing import Any
 
+from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 
 FORMAT_VERSION = 1
@@ -54,24 +68,29 @@ class BundleError(ValueError):
     """A bundle is missing, malformed, tampered with, or lacks what was asked of it."""
 
 
+def _open(path: str):
+    """Opens a file on any Beam file system as stored (no decompression guessed from its name)."""
+    return FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED)
+
+
+def _size_and_sha256(path: str) -> tuple[int, str]:
+    size, digest = 0, hashlib.sha256()
+    with _open(path) as handle:
+        while chunk := handle.read(_CHUNK):
+            size += len(chunk)
+            digest.update(chunk)
+    return size, digest.hexdigest()
+
+
 def sha256_of(path: str) -> str:
     """Hex sha256 of a file on any Beam file system, read in chunks."""
-    digest = hashlib.sha256()
-    with FileSystems.open(path) as handle:
-        while chunk := handle.read(_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
+    return _size_and_sha256(path)[1]
 
 
 def file_entry(path: str) -> dict[str, Any]:
     """The manifest entry (file name, size, sha256) describing one file inside a bundle."""
-    with FileSystems.open(path) as handle:
-        size = 0
-        digest = hashlib.sha256()
-        while chunk := handle.read(_CHUNK):
-            size += len(chunk)
-            digest.update(chunk)
-    return {"file": posixpath.basename(path), "size_bytes": size, "sha256": digest.hexdigest()}
+    size, sha256 = _size_and_sha256(path)
+    return {"file": posixpath.basename(path), "size_bytes": size, "sha256": sha256}
 
 
 def _safe_member(root: str, name: Any, what: str) -> str:
@@ -92,6 +111,7 @@ class Bundle:
     model_path: str
     tokenizer_path: str
     model_sha256: str
+    tokenizer_sha256: str
 
     @property
     def labels(self) -> list[str]:
@@ -123,16 +143,21 @@ class Bundle:
 
     def read_model_bytes(self) -> bytes:
         """The ONNX model, checked again against its sha256 as it is read."""
-        with FileSystems.open(self.model_path) as handle:
-            data = handle.read()
-        if hashlib.sha256(data).hexdigest() != self.model_sha256:
-            raise BundleError(f"{self.model_path}: sha256 mismatch; the model file changed "
-                              "after the bundle was validated")
-        return data
+        return _read_checked(self.model_path, self.model_sha256)
 
     def read_tokenizer_json(self) -> str:
-        with FileSystems.open(self.tokenizer_path) as handle:
-            return handle.read().decode("utf-8")
+        """The tokenizer.json text, checked again against its sha256 as it is read."""
+        return _read_checked(self.tokenizer_path, self.tokenizer_sha256).decode("utf-8")
+
+
+def _read_checked(path: str, sha256: str) -> bytes:
+    """A whole file, refused if it no longer matches the checksum validated at load time."""
+    with _open(path) as handle:
+        data = handle.read()
+    if hashlib.sha256(data).hexdigest() != sha256:
+        raise BundleError(f"{path}: sha256 mismatch; the file changed after the bundle was "
+                          "validated")
+    return data
 
 
 def read_manifest(root: str) -> dict[str, Any]:
@@ -142,7 +167,7 @@ def read_manifest(root: str) -> dict[str, Any]:
         raise BundleError(f"{manifest_path}: not found; is {root!r} a model bundle written by "
                           "sentiment-export?")
     try:
-        with FileSystems.open(manifest_path) as handle:
+        with _open(manifest_path) as handle:
             manifest = json.loads(handle.read().decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as error:
         raise BundleError(f"{manifest_path}: not valid JSON ({error})") from None
@@ -151,17 +176,33 @@ def read_manifest(root: str) -> dict[str, Any]:
     missing = [key for key in REQUIRED_KEYS if key not in manifest]
     if missing:
         raise BundleError(f"{manifest_path}: missing keys {', '.join(missing)}")
-    if manifest["format_version"] != FORMAT_VERSION:
-        raise BundleError(f"{manifest_path}: unknown format_version {manifest['format_version']!r}; "
+    version = manifest["format_version"]
+    if type(version) is not int or version != FORMAT_VERSION:
+        raise BundleError(f"{manifest_path}: unknown format_version {version!r}; "
                           f"this version of the pipeline reads format {FORMAT_VERSION}")
     if not isinstance(manifest["precisions"], dict) or not manifest["precisions"]:
         raise BundleError(f"{manifest_path}: 'precisions' lists no model file")
     unknown = sorted(set(manifest["precisions"]) - set(PRECISIONS))
     if unknown:
         raise BundleError(f"{manifest_path}: unknown precisions {unknown}; known: {list(PRECISIONS)}")
-    if not manifest["labels"] or not all(isinstance(label, str) for label in manifest["labels"]):
+    if not _is_list_of_str(manifest["labels"]):
         raise BundleError(f"{manifest_path}: 'labels' must be a non-empty list of label names")
+    if not _is_list_of_str(manifest["input_names"]):
+        raise BundleError(f"{manifest_path}: 'input_names' must be a non-empty list of names")
+    if not isinstance(manifest["output_name"], str) or not manifest["output_name"]:
+        raise BundleError(f"{manifest_path}: 'output_name' must be a name")
+    if type(manifest["max_length"]) is not int or manifest["max_length"] < 2:
+        raise BundleError(f"{manifest_path}: 'max_length' must be an integer of at least 2")
+    temperature = manifest["temperature"]
+    if (type(temperature) not in (int, float) or not math.isfinite(temperature)
+            or temperature <= 0):
+        raise BundleError(f"{manifest_path}: 'temperature' must be a positive number")
     return manifest
+
+
+def _is_list_of_str(value: Any) -> bool:
+    return (isinstance(value, list) and bool(value)
+            and all(isinstance(item, str) and item for item in value))
 
 
 def _verified_path(root: str, entry: Any, what: str) -> tuple[str, str]:
@@ -189,8 +230,9 @@ def load_bundle(root: str, precision: str) -> Bundle:
     if precision not in manifest["precisions"]:
         raise BundleError(f"{FileSystems.join(root, MANIFEST_NAME)}: precision {precision!r} not in "
                           f"bundle (it has {sorted(manifest['precisions'])})")
-    tokenizer_path, _ = _verified_path(root, manifest["tokenizer"], "tokenizer")
+    tokenizer_path, tokenizer_sha = _verified_path(root, manifest["tokenizer"], "tokenizer")
     model_path, model_sha = _verified_path(root, manifest["precisions"][precision],
                                            f"{precision} model")
     return Bundle(root=root, manifest=manifest, precision=precision, model_path=model_path,
-                  tokenizer_path=tokenizer_path, model_sha256=model_sha)
+                  tokenizer_path=tokenizer_path, model_sha256=model_sha,
+                  tokenizer_sha256=tokenizer_sha)

@@ -135,16 +135,16 @@ def evaluation_rows(eval_dataset: str | None, labels: list[str], text_column: st
     if eval_dataset is None:
         texts = probe_sentences()
         return texts, None, f"{len(texts)} built-in probe sentences"
-    from training.data import DataError, load_labelled_splits
+    from training.data import DataError, load_labelled_set
 
     try:
-        splits = load_labelled_splits(eval_dataset, text_column=text_column,
-                                      label_column=label_column, labels=labels)
+        labelled = load_labelled_set(eval_dataset, text_column=text_column,
+                                     label_column=label_column, labels=labels)
     except DataError as error:
         raise ExportError(f"--eval_dataset {eval_dataset}: {error}") from None
-    validation = splits.validation
-    return (list(validation["text"]), np.asarray(validation["label"]),
-            f"{len(validation)} validation rows of {eval_dataset}")
+    rows = labelled.dataset
+    return (list(rows["text"]), np.asarray(rows["label"]),
+            f"{len(rows)} {labelled.split} rows of {eval_dataset}")
 
 
 def package_versions() -> dict[str, str]:
@@ -236,7 +236,7 @@ def export_bundle(model_dir: str | Path, output_dir: str | Path,
 
         progress(f"checking parity with PyTorch on {rows_description}")
         checks, eval_metrics = _check_parity(model, files, tokenizer_path, texts, eval_labels,
-                                             progress)
+                                             rows_description, progress)
         failures = [check["failure"] for check in checks.values() if not check["passed"]]
         if failures and not allow_parity_failure:
             raise ExportError("; ".join(failures) + " (nothing written; --allow_parity_failure "
@@ -310,7 +310,7 @@ def _build_onnx_files(model: Any, work_dir: Path, precisions: list[str], optimiz
 
 
 def _check_parity(model: Any, files: dict[str, tuple[Path, list[str]]], tokenizer_path: Path,
-                  texts: list[str], labels: np.ndarray | None,
+                  texts: list[str], labels: np.ndarray | None, rows_description: str,
                   progress: Callable[[str], None]) -> tuple[dict[str, dict], dict[str, Any]]:
     """Parity result per precision, and eval-set metrics (PyTorch and each precision) with labels."""
     from tokenizers import Tokenizer
@@ -322,6 +322,7 @@ def _check_parity(model: Any, files: dict[str, tuple[Path, list[str]]], tokenize
     eval_metrics: dict[str, Any] = {}
     if labels is not None:
         eval_metrics["rows"] = int(len(labels))
+        eval_metrics["data"] = rows_description
         eval_metrics["pytorch"] = parity.label_metrics(reference.argmax(axis=1), labels)
     checks = {}
     for precision, (path, _) in files.items():
