@@ -1,0 +1,224 @@
+"""Beam `ModelHandler` scoring text with an ONNX Runtime session and the bundle's tokenizer.
+
+Use it like any Beam model handler (the streaming pipeline does)::
+
+    handler = OnnxSentimentModelHandler("gs://bucket/bundle", precision="auto", device="auto")
+    texts | RunInference(handler)   # -> PredictionResult(example=text,
+                                    #     inference=float32 probabilities in label order,
+                                    #     model_id=model version)
+
+What it does with a batch (the answer to Beam's stock ONNX example, which scores one sentence per
+call because variable-length text does not stack):
+
+- The session is created once per worker process in `load_model`, with the execution providers
+  passed explicitly. ``device`` ``cuda`` or ``auto`` try the CUDA provider and check the provider
+  the session really uses; when CUDA cannot run (no GPU, no driver) a warning is logged and the
+  CPU provider is used. On ``cuda`` the session is shared across the worker's processes
+  (`share_model_across_processes`).
+- ``precision`` ``auto`` picks fp16 on CUDA and int8 on CPU when the bundle holds them, else fp32.
+- The whole batch is tokenised in one ``encode_batch`` call, rows are sorted by token length and
+  split into sub-batches of ``max_batch_size`` rows, each padded only to its own longest row; the
+  results are put back in input order. Logits are divided by the bundle's temperature before the
+  softmax.
+- ``long_text="chunk"`` scores texts longer than ``max_length`` tokens as overlapping windows
+  (`tokenizers` overflow with a stride of a quarter window) and averages the windows'
+  probabilities weighted by their number of text tokens; ``truncate`` keeps the first window.
+"""
+from __future__ import annotations
+
+import logging
+from typing import Any, Iterable, Optional, Sequence
+
+import numpy as np
+import onnxruntime as ort
+from apache_beam.metrics import Metrics
+from apache_beam.ml.inference.base import ModelHandler, PredictionResult
+from tokenizers import Tokenizer
+
+from beam_pipeline.bundle import PRECISIONS, Bundle, BundleError, load_bundle, read_manifest
+
+LOGGER = logging.getLogger(__name__)
+DEVICES = ("auto", "cpu", "cuda")
+PRECISION_CHOICES = ("auto", *PRECISIONS)
+LONG_TEXT_MODES = ("truncate", "chunk")
+CUDA_PROVIDER = "CUDAExecutionProvider"
+CPU_PROVIDER = "CPUExecutionProvider"
+METRICS_NAMESPACE = "sentiment_scoring"
+_NUMPY_TYPES = {"tensor(int64)": np.int64, "tensor(int32)": np.int32}
+
+
+def choose_precision(requested: str, device: str, available: Iterable[str]) -> str:
+    """The precision to load: ``requested`` itself, or for ``auto`` fp16 on cuda, int8 on cpu,
+    falling back to fp32 (or whatever the bundle has) when the preferred one is absent."""
+    available = list(available)
+    if requested != "auto":
+        return requested
+    preferred = "fp16" if device == "cuda" else "int8"
+    for precision in (preferred, "fp32", *PRECISIONS):
+        if precision in available:
+            return precision
+    raise BundleError(f"bundle lists no known precision (it has {available})")
+
+
+def _softmax(logits: np.ndarray, temperature: float) -> np.ndarray:
+    scaled = logits.astype(np.float64) / temperature
+    scaled -= scaled.max(axis=1, keepdims=True)
+    exp = np.exp(scaled)
+    return (exp / exp.sum(axis=1, keepdims=True)).astype(np.float32)
+
+
+class ScoringModel:
+    """A loaded bundle: ONNX Runtime session plus tokenizer; `predict` maps texts to
+    probabilities. Only methods are used by the handler, so it also works behind Beam's
+    multi-process sharing proxy."""
+
+    def __init__(self, bundle: Bundle, session: ort.InferenceSession, device: str,
+                 max_batch_size: int, max_length: int, long_text: str):
+        self.bundle = bundle
+        self.session = session
+        self.device = device
+        self.max_batch_size = max_batch_size
+        self.long_text = long_text
+        self.tokenizer = Tokenizer.from_str(bundle.read_tokenizer_json())
+        padding = self.tokenizer.padding or {}
+        self.pad_id = int(padding.get("pad_id", self.tokenizer.token_to_id("[PAD]") or 0))
+        self.pad_type_id = int(padding.get("pad_type_id", 0))
+        self.tokenizer.no_padding()
+        stride = max_length // 4 if long_text == "chunk" else 0
+        self.tokenizer.enable_truncation(max_length=max_length, stride=stride)
+        self.input_types = {node.name: _NUMPY_TYPES.get(node.type, np.int64)
+                            for node in session.get_inputs()}
+        self.batch_rows = Metrics.distribution(METRICS_NAMESPACE, "onnx_batch_rows")
+
+    def version(self) -> str:
+        """The model version written to each record (sha256 prefix of the ONNX file)."""
+        return self.bundle.model_version
+
+    def describe(self) -> dict[str, str]:
+        """Precision, device and provider in use, for logs and summaries."""
+        return {"precision": self.bundle.precision, "device": self.device,
+                "provider": self.session.get_providers()[0], "model_version": self.version()}
+
+    def _feed(self, encodings: Sequence[Any]) -> dict[str, np.ndarray]:
+        width = max(len(encoding.ids) for encoding in encodings)
+        shape = (len(encodings), width)
+        arrays = {"input_ids": np.full(shape, self.pad_id, np.int64),
+                  "attention_mask": np.zeros(shape, np.int64),
+                  "token_type_ids": np.full(shape, self.pad_type_id, np.int64)}
+        for row, encoding in enumerate(encodings):
+            length = len(encoding.ids)
+            arrays["input_ids"][row, :length] = encoding.ids
+            arrays["attention_mask"][row, :length] = encoding.attention_mask
+            arrays["token_type_ids"][row, :length] = encoding.type_ids
+        return {name: arrays[name].astype(self.input_types.get(name, np.int64), copy=False)
+                for name in self.bundle.input_names}
+
+    def _windows(self, texts: Sequence[str]) -> tuple[list[Any], np.ndarray]:
+        """Encodings to run, and for each the index of the text it belongs to."""
+        encodings = self.tokenizer.encode_batch(list(texts))
+        if self.long_text == "truncate":
+            return encodings, np.arange(len(encodings))
+        windows, owners = [], []
+        for index, encoding in enumerate(encodings):
+            for window in (encoding, *encoding.overflowing):
+                windows.append(window)
+                owners.append(index)
+        return windows, np.asarray(owners)
+
+    def predict(self, texts: Sequence[str]) -> np.ndarray:
+        """Probabilities (rows in the order of ``texts``, columns in label order)."""
+        if not texts:
+            return np.zeros((0, len(self.bundle.labels)), np.float32)
+        windows, owners = self._windows(texts)
+        order = np.argsort([len(window.ids) for window in windows], kind="stable")
+        window_probs = np.empty((len(windows), len(self.bundle.labels)), np.float32)
+        for start in range(0, len(order), self.max_batch_size):
+            rows = order[start:start + self.max_batch_size]
+            self.batch_rows.update(len(rows))
+            logits = self.session.run([self.bundle.output_name],
+                                      self._feed([windows[row] for row in rows]))[0]
+            window_probs[rows] = _softmax(logits, self.bundle.temperature)
+        if len(windows) == len(texts):
+            return window_probs
+        weights = np.array([max(1, window.special_tokens_mask.count(0)) for window in windows],
+                           np.float64)
+        totals = np.zeros((len(texts), window_probs.shape[1]), np.float64)
+        np.add.at(totals, owners, window_probs * weights[:, None])
+        return (totals / np.bincount(owners, weights)[:, None]).astype(np.float32)
+
+
+def _session(bundle: Bundle, providers: list[str], intra_op_threads: int) -> ort.InferenceSession:
+    options = ort.SessionOptions()
+    if intra_op_threads:
+        options.intra_op_num_threads = intra_op_threads
+    return ort.InferenceSession(bundle.read_model_bytes(), options, providers=providers)
+
+
+def load_scoring_model(bundle_root: str, precision: str = "auto", device: str = "auto",
+                       max_batch_size: int = 64, max_length: Optional[int] = None,
+                       long_text: str = "truncate", intra_op_threads: int = 0) -> ScoringModel:
+    """Validates the bundle, creates the session on the best allowed device, returns the model.
+
+    Raises `BundleError` when the bundle is invalid or lacks an explicitly requested precision.
+    """
+    if device not in DEVICES:
+        raise ValueError(f"device must be one of {DEVICES}, not {device!r}")
+    if long_text not in LONG_TEXT_MODES:
+        raise ValueError(f"long_text must be one of {LONG_TEXT_MODES}, not {long_text!r}")
+    available = read_manifest(bundle_root)["precisions"]
+
+    def build(bundle: Bundle, session: ort.InferenceSession, used: str) -> ScoringModel:
+        model = ScoringModel(bundle, session, used, max_batch_size,
+                             max_length or bundle.max_length, long_text)
+        LOGGER.info("scoring with %s", model.describe())
+        return model
+
+    if device != "cpu":
+        if CUDA_PROVIDER in ort.get_available_providers():
+            bundle = load_bundle(bundle_root, choose_precision(precision, "cuda", available))
+            session = _session(bundle, [CUDA_PROVIDER, CPU_PROVIDER], intra_op_threads)
+            if session.get_providers()[0] == CUDA_PROVIDER:
+                return build(bundle, session, "cuda")
+            reason = "the CUDA execution provider could not start (no GPU or CUDA libraries)"
+        else:
+            reason = "this onnxruntime build has no CUDA execution provider"
+        log = LOGGER.warning if device == "cuda" else LOGGER.info
+        log("device %s: %s; falling back to CPU", device, reason)
+    bundle = load_bundle(bundle_root, choose_precision(precision, "cpu", available))
+    return build(bundle, _session(bundle, [CPU_PROVIDER], intra_op_threads), "cpu")
+
+
+class OnnxSentimentModelHandler(ModelHandler[str, PredictionResult, ScoringModel]):
+    """RunInference handler: texts in, `PredictionResult` (probabilities in label order) out."""
+
+    def __init__(self, bundle_root: str, *, precision: str = "auto", device: str = "auto",
+                 max_batch_size: int = 64, max_length: Optional[int] = None,
+                 long_text: str = "truncate", intra_op_threads: int = 0, **batching_kwargs):
+        """``max_batch_size`` bounds both Beam's batches and the ONNX sub-batches;
+        ``max_length`` defaults to the bundle's; ``batching_kwargs`` go to `ModelHandler`
+        (e.g. ``max_batch_duration_secs`` for streaming)."""
+        super().__init__(max_batch_size=max_batch_size, large_model=device == "cuda",
+                         **batching_kwargs)
+        self._load_args = dict(bundle_root=bundle_root, precision=precision, device=device,
+                               max_batch_size=max_batch_size, max_length=max_length,
+                               long_text=long_text, intra_op_threads=intra_op_threads)
+
+    def load_model(self) -> ScoringModel:
+        """Creates the ONNX Runtime session (once per worker process, or once per worker when
+        shared across processes on GPU)."""
+        return load_scoring_model(**self._load_args)
+
+    def run_inference(self, batch: Sequence[str], model: ScoringModel,
+                      inference_args: Optional[dict[str, Any]] = None) -> list[PredictionResult]:
+        """Scores a batch of cleaned texts (see validation.clean_text)."""
+        probabilities = model.predict(list(batch))
+        version = model.version()
+        return [PredictionResult(example=text, inference=probs, model_id=version)
+                for text, probs in zip(batch, probabilities)]
+
+    def get_num_bytes(self, batch: Sequence[str]) -> int:
+        """Size of the batch's text in bytes (cheaper than Beam's default of pickling it)."""
+        return sum(len(text.encode("utf-8")) for text in batch)
+
+    def get_metrics_namespace(self) -> str:
+        return METRICS_NAMESPACE

@@ -1,0 +1,82 @@
+"""Scored and dead-letter records: their Arrow schemas, their ids, and how they are built.
+
+A scored record is the input row with these columns added (the input's columns keep their
+names, types and order)::
+
+    id             string     the --id_column value as text, else row_id(source, row_index)
+    <input columns>           passed through unchanged
+    sentiment      string     label with the highest probability
+    score          float32    that probability
+    probabilities  struct     one float32 field per label, in the bundle's label order
+    model_version  string     sha256 prefix of the ONNX file that scored (Bundle.model_version)
+    scored_at      timestamp[us, UTC]
+
+A dead-letter record is ``id``, the original columns, ``reason`` (see validation.REASONS) and
+``stage`` (where it was rejected). Both are plain dicts, so the streaming pipeline can reuse
+`scored_record` and `dead_letter_record` with rows parsed from messages.
+"""
+from __future__ import annotations
+
+import datetime
+import hashlib
+from typing import Any, Sequence
+
+import numpy as np
+import pyarrow as pa
+
+from beam_pipeline.validation import InputError
+
+ID = "id"
+ADDED_SCORED = ("sentiment", "score", "probabilities", "model_version", "scored_at")
+ADDED_DEAD_LETTER = ("reason", "stage")
+TIMESTAMP = pa.timestamp("us", tz="UTC")
+
+
+def row_id(source: str, row_index: int) -> str:
+    """Stable id of a row that has no id column: a hash of its file and its position in it."""
+    return hashlib.sha256(f"{source}#{row_index}".encode("utf-8")).hexdigest()[:20]
+
+
+def _check_no_collision(input_schema: pa.Schema, added: Sequence[str]) -> None:
+    clashes = [name for name in (ID, *added) if name in input_schema.names]
+    if clashes:
+        raise InputError(f"input columns {clashes} clash with columns the output adds "
+                         f"({[ID, *added]}); rename them in the input")
+
+
+def scored_schema(input_schema: pa.Schema, labels: Sequence[str]) -> pa.Schema:
+    """Arrow schema of scored records for input rows of ``input_schema``."""
+    _check_no_collision(input_schema, ADDED_SCORED)
+    probabilities = pa.struct([pa.field(label, pa.float32()) for label in labels])
+    return pa.schema([pa.field(ID, pa.string()), *input_schema,
+                      pa.field("sentiment", pa.string()), pa.field("score", pa.float32()),
+                      pa.field("probabilities", probabilities),
+                      pa.field("model_version", pa.string()), pa.field("scored_at", TIMESTAMP)])
+
+
+def dead_letter_schema(input_schema: pa.Schema) -> pa.Schema:
+    """Arrow schema of dead-letter records for input rows of ``input_schema``."""
+    _check_no_collision(input_schema, ADDED_DEAD_LETTER)
+    return pa.schema([pa.field(ID, pa.string()), *input_schema,
+                      pa.field("reason", pa.string()), pa.field("stage", pa.string())])
+
+
+def utc_now() -> datetime.datetime:
+    """The time stamp written to ``scored_at``."""
+    return datetime.datetime.now(datetime.timezone.utc)
+
+
+def scored_record(row: dict[str, Any], record_id: str, probabilities: np.ndarray,
+                  labels: Sequence[str], model_version: str,
+                  scored_at: datetime.datetime) -> dict[str, Any]:
+    """The output record of one scored row (``probabilities`` in label order)."""
+    best = int(np.argmax(probabilities))
+    return {ID: record_id, **row, "sentiment": labels[best], "score": float(probabilities[best]),
+            "probabilities": {label: float(p) for label, p in zip(labels, probabilities)},
+            "model_version": model_version, "scored_at": scored_at}
+
+
+def dead_letter_record(row: dict[str, Any], record_id: str | None, reason: str,
+                       stage: str) -> dict[str, Any]:
+    """The dead-letter record of one rejected row, keeping the row as it was read."""
+    return {ID: record_id, **row, "reason": reason, "stage": stage}

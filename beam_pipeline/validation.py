@@ -1,0 +1,63 @@
+"""Row checks before scoring: each row's text is either cleaned for the model or given a reason.
+
+Used by the batch pipeline (Parquet rows) and the streaming pipeline (Pub/Sub messages) alike::
+
+    text, reason = clean_text(value, max_chars=50 * 128)
+    if reason is not None:
+        ...  # dead-letter the row with `reason` (one of `REASONS`), stage VALIDATION_STAGE
+
+`check_columns` is the check made before a pipeline starts: the text (and id) column must exist.
+"""
+from __future__ import annotations
+
+from typing import Any, Iterable
+
+VALIDATION_STAGE = "validation"
+NULL_TEXT = "null_text"
+NON_STRING_TEXT = "non_string_text"
+UNDECODABLE_BYTES = "undecodable_bytes"
+EMPTY_TEXT = "empty_text"
+MISSING_ID = "missing_id"
+REASONS = (NULL_TEXT, NON_STRING_TEXT, UNDECODABLE_BYTES, EMPTY_TEXT, MISSING_ID)
+
+CHARS_PER_TOKEN_CAP = 50
+
+
+class InputError(ValueError):
+    """The input cannot be scored at all (a missing column, no files); raised before the run."""
+
+
+def default_max_chars(max_length: int) -> int:
+    """Character cap applied before tokenisation: generous for `max_length` tokens, but bounded
+    so that one huge row cannot stall a worker."""
+    return CHARS_PER_TOKEN_CAP * max_length
+
+
+def clean_text(value: Any, max_chars: int) -> tuple[str | None, str | None]:
+    """Returns ``(text, None)`` for a scorable value, else ``(None, reason)``.
+
+    Accepts ``str`` and UTF-8 ``bytes``; strips surrounding whitespace and cuts the text to
+    ``max_chars`` characters.
+    """
+    if value is None:
+        return None, NULL_TEXT
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        try:
+            value = bytes(value).decode("utf-8")
+        except UnicodeDecodeError:
+            return None, UNDECODABLE_BYTES
+    if not isinstance(value, str):
+        return None, NON_STRING_TEXT
+    text = value.strip()
+    if not text:
+        return None, EMPTY_TEXT
+    return text[:max_chars], None
+
+
+def check_columns(source: str, columns: Iterable[str], text_column: str,
+                  id_column: str | None = None) -> None:
+    """Raises `InputError` naming ``source`` and its columns when a required column is absent."""
+    columns = list(columns)
+    for role, name in (("text", text_column), ("id", id_column)):
+        if name is not None and name not in columns:
+            raise InputError(f"{source}: no {role} column {name!r}; its columns are {columns}")
