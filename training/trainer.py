@@ -202,16 +202,18 @@ def fine_tune(train, validation, label_names: Sequence[str], config: TrainConfig
         data_collator=DataCollatorWithPadding(tokenizer), processing_class=tokenizer,
         compute_metrics=trainer_metrics(len(label_names)), callbacks=callbacks,
         compute_loss_func=weighted_cross_entropy(weights) if weights else None)
-    baseline_logits = trainer.predict(validation_tokens, metric_key_prefix="baseline").predictions
+    baseline_logits = predict_logits(model, tokenizer, validation, 2 * config.batch_size,
+                                     config.max_length, checkpoint_dir, progress)
     train_output = trainer.train()
-    final_logits = trainer.predict(validation_tokens, metric_key_prefix="final").predictions
+    final_logits = predict_logits(trainer.model, tokenizer, validation, 2 * config.batch_size,
+                                  config.max_length, checkpoint_dir, progress)
     trainer.save_model(str(output_dir))
     (output_dir / TRAINING_ARGS_PICKLE).unlink(missing_ok=True)
     shutil.rmtree(checkpoint_dir, ignore_errors=True)
     state = trainer.state
     return FineTuneResult(
-        model=trainer.model, tokenizer=tokenizer, baseline_logits=np.asarray(baseline_logits),
-        final_logits=np.asarray(final_logits), log_history=list(state.log_history),
+        model=trainer.model, tokenizer=tokenizer, baseline_logits=baseline_logits,
+        final_logits=final_logits, log_history=list(state.log_history),
         train_metrics=dict(train_output.metrics),
         best_step=_step_of_checkpoint(state.best_model_checkpoint),
         best_metric=state.best_metric, global_step=state.global_step, max_steps=state.max_steps,
@@ -227,7 +229,11 @@ def _step_of_checkpoint(path: str | None) -> int | None:
 
 def predict_logits(model, tokenizer, dataset, batch_size: int, max_length: int,
                    work_dir: Path, progress: bool = True) -> np.ndarray:
-    """Logits of ``model`` on a ``text`` dataset, batched with dynamic padding (with progress)."""
+    """Logits of ``model`` on a ``text`` dataset, in row order, batched with dynamic padding.
+
+    (The fine-tuning Trainer groups evaluation batches by length, which reorders predictions;
+    this one keeps the order so logits line up with labels and texts.)
+    """
     from transformers import DataCollatorWithPadding, Trainer, TrainingArguments
 
     arguments = TrainingArguments(output_dir=str(work_dir), per_device_eval_batch_size=batch_size,
