@@ -1,0 +1,115 @@
+"""Accuracy benchmark: the embedded MiniLM fine-tuned with ``sentiment-train`` on the full SST-2 and
+financial-tweets train splits, scored on their validation splits.
+
+    .venv/bin/python benchmarks/train_accuracy.py [--only sst2|fintweets] [--models_dir /work/models]
+
+Runs the real CLI (niced) once per data set, keeps the models (``MODELS_DIR/minilm-sst2``,
+``MODELS_DIR/minilm-fintweets``) for the export and scoring benchmarks, and writes
+``benchmarks/results/train_accuracy.{md,json}`` after each run.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import shlex
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT.parent / "shared" / "data"
+RESULTS = ROOT / "benchmarks" / "results"
+NAME = "train_accuracy"
+TRAIN = str(ROOT / ".venv" / "bin" / "sentiment-train")
+#: name -> (data folder, model folder name, sentiment-train flags, metric, target)
+RUNS = {
+    "sst2": (DATA / "sst2", "minilm-sst2",
+             ["--labels", "negative,positive", "--epochs", "1", "--learning_rate", "1e-4",
+              "--batch_size", "32", "--max_length", "64", "--eval_steps", "500"],
+             "accuracy", 0.910),
+    "fintweets": (DATA / "financial_tweets", "minilm-fintweets",
+                  ["--labels", "bearish,bullish,neutral", "--epochs", "3",
+                   "--learning_rate", "1e-4", "--batch_size", "32", "--max_length", "64",
+                   "--class_weights", "auto", "--early_stopping_patience", "2"],
+                  "macro_f1", 0.85),
+}
+
+
+def run_one(name: str, models_dir: Path) -> dict:
+    """Trains one model through the CLI and returns its measured figures."""
+    data, model_name, flags, metric, target = RUNS[name]
+    output_dir = models_dir / model_name
+    command = ["nice", TRAIN, "--dataset", str(data), "--output_dir", str(output_dir), *flags]
+    print("running:", shlex.join(command), flush=True)
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1",
+           "TOKENIZERS_PARALLELISM": "false"}
+    started = time.perf_counter()
+    subprocess.run(command, check=True, env=env)
+    wall_s = time.perf_counter() - started
+    report = json.loads((output_dir / "training_report.json").read_text())
+    final, baseline = report["final_metrics"], report["baseline_metrics"]
+    return {
+        "command": shlex.join(command), "model_dir": str(output_dir), "wall_s": round(wall_s, 1),
+        "train_time_s": round(report["training"]["time_s"], 1),
+        "samples_per_second": round(report["training"]["samples_per_second"], 2),
+        "train_rows": report["dataset"]["train_rows"],
+        "validation_rows": report["dataset"]["validation_rows"],
+        "steps": report["training"]["global_step"], "best_step": report["training"]["best_step"],
+        "baseline_accuracy": baseline["accuracy"], "baseline_macro_f1": baseline["macro_f1"],
+        "accuracy": final["accuracy"], "macro_f1": final["macro_f1"],
+        "ece_before": report["calibration"]["ece_before"],
+        "ece_after": report["calibration"]["ece_after"],
+        "temperature": report["calibration"]["temperature"],
+        "target_metric": metric, "target": target, "target_met": final[metric] >= target,
+    }
+
+
+def write_results(results: dict) -> None:
+    """benchmarks/results/train_accuracy.json and .md (a table for people)."""
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / f"{NAME}.json").write_text(json.dumps(results, indent=2) + "\n")
+    lines = [f"# Training accuracy benchmark ({NAME})", "",
+             f"Command: `{results['command']}`  ", f"Machine: {results['machine']}  ",
+             f"Date: {results['date']}", "",
+             "| data set | train rows | val rows | steps | train time (s) | samples/s | "
+             "val accuracy (untrained → fine-tuned) | val macro-F1 (untrained → fine-tuned) | "
+             "ECE before → after temperature | temperature | target | met |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for name, run in results["runs"].items():
+        lines.append(
+            f"| {name} | {run['train_rows']} | {run['validation_rows']} | {run['steps']} | "
+            f"{run['train_time_s']} | {run['samples_per_second']} | "
+            f"{run['baseline_accuracy']:.4f} → {run['accuracy']:.4f} | "
+            f"{run['baseline_macro_f1']:.4f} → {run['macro_f1']:.4f} | "
+            f"{run['ece_before']:.4f} → {run['ece_after']:.4f} | {run['temperature']:.3f} | "
+            f"{run['target_metric']} ≥ {run['target']} | {'yes' if run['target_met'] else 'NO'} |")
+    lines += ["", "Training commands (one per data set):", ""]
+    lines += [f"- {name}: `{run['command']}`" for name, run in results["runs"].items()]
+    (RESULTS / f"{NAME}.md").write_text("\n".join(lines) + "\n")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--only", choices=sorted(RUNS), action="append",
+                        help="run only this data set (repeatable); others keep earlier results")
+    parser.add_argument("--models_dir", type=Path, default=Path("/work/models"))
+    args = parser.parse_args()
+    previous = RESULTS / f"{NAME}.json"
+    results = json.loads(previous.read_text()) if args.only and previous.exists() else {"runs": {}}
+    results.update({
+        "command": shlex.join([".venv/bin/python", "benchmarks/train_accuracy.py", *sys.argv[1:]]),
+        "machine": f"{platform.node()}: {os.cpu_count()} CPU cores (shared), "
+                   f"{platform.processor() or platform.machine()}, no GPU",
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")})
+    for name in args.only or list(RUNS):
+        results["runs"][name] = run_one(name, args.models_dir)
+        write_results(results)
+        print(json.dumps(results["runs"][name], indent=2), flush=True)
+
+
+if __name__ == "__main__":
+    main()
