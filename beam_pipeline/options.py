@@ -1,0 +1,58 @@
+"""Command-line options of ``sentiment-score`` as a Beam `PipelineOptions` subclass.
+
+Because they are pipeline options, every Beam flag (``--runner``, ``--direct_num_workers``,
+``--direct_running_mode``, ``--setup_file``, ``--project``, ``--region``, ``--temp_location``,
+``--sdk_container_image``, ...) is accepted beside them. The streaming pipeline reads the
+model flags from here too; it must add only its own flags in its own subclass (Beam registers the
+flags of all `PipelineOptions` subclasses in one parser, so a flag defined twice is an error).
+"""
+from __future__ import annotations
+
+from apache_beam.options.pipeline_options import PipelineOptions
+
+from beam_pipeline.onnx_handler import DEVICES, LONG_TEXT_MODES, PRECISION_CHOICES
+
+DEFAULT_CHUNK_ROWS = 4096
+
+
+def _positive_int(value: str) -> int:
+    number = int(value)
+    if number < 1:
+        raise ValueError(f"expected a positive integer, got {value}")
+    return number
+
+
+class ScoringOptions(PipelineOptions):
+    """Flags of the scoring job (batch and streaming share the model flags)."""
+
+    @classmethod
+    def _add_argparse_args(cls, parser) -> None:
+        parser.add_argument("--input", help="Parquet file or glob (local path or gs://...)")
+        parser.add_argument("--output", help="prefix of the scored Parquet files "
+                            "(PREFIX-<chunk>.parquet)")
+        parser.add_argument("--model", help="model bundle folder written by sentiment-export")
+        parser.add_argument("--text_column", default="text", help="column holding the text")
+        parser.add_argument("--id_column", default=None,
+                            help="column holding each row's id (default: hash of file and row)")
+        parser.add_argument("--precision", default="auto", choices=PRECISION_CHOICES,
+                            help="model file to score with; auto: fp16 on cuda, int8 on cpu, "
+                                 "else fp32")
+        parser.add_argument("--device", default="auto", choices=DEVICES,
+                            help="auto/cuda use the GPU when one works, else CPU (logged)")
+        parser.add_argument("--max_batch_size", default=64, type=_positive_int,
+                            help="rows per ONNX Runtime call")
+        parser.add_argument("--max_length", default=None, type=_positive_int,
+                            help="tokens per row or window (default: the bundle's max_length)")
+        parser.add_argument("--long_text", default="truncate", choices=LONG_TEXT_MODES,
+                            help="truncate: first max_length tokens; chunk: average of "
+                                 "overlapping windows weighted by length")
+        parser.add_argument("--max_chars", default=None, type=_positive_int,
+                            help="texts are cut to this many characters before tokenisation "
+                                 "(default: 50 x max_length)")
+        parser.add_argument("--dead_letter", default=None,
+                            help="prefix of the dead-letter Parquet files "
+                                 "(default: OUTPUT-dead-letter)")
+        parser.add_argument("--chunk_rows", default=DEFAULT_CHUNK_ROWS, type=_positive_int,
+                            help="rows read, scored and written together; one output file each")
+        parser.add_argument("--ort_threads", default=0, type=int,
+                            help="ONNX Runtime intra-op threads per worker (0: its default)")

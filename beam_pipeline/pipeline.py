@@ -1,0 +1,329 @@
+"""Batch scoring: Parquet files in, scored Parquet and dead-letter Parquet out.
+
+One design for every runner, the DirectRunner and Beam's DaskRunner included::
+
+    Create(files) -> FlatMap(row groups from each footer) -> Reshuffle
+      -> ParDo(ReadChunks): read a row group in chunks of --chunk_rows rows, validate each row
+           |-- FlatMap(dead_letters) ----------------------> WriteParquetFiles(dead letters)
+      -> FlatMap(scoring_batches)
+      -> RunInference(ChunkModelHandler.with_no_batching()): one chunk is one inference batch
+      -> Map(to_scored_records)                       -> WriteParquetFiles(scored)
+
+Why this shape:
+
+- The DaskRunner translates only Create, ParDo, GroupByKey and Flatten, and it drops whatever a
+  DoFn emits from ``finish_bundle``. Beam's ``ReadFromParquet`` does not run there, and
+  ``BatchElements`` (which ``RunInference`` uses to batch) and Beam's file sinks
+  (``WriteToParquet``) emit their last batch or their file names from ``finish_bundle``: rows are
+  lost. So every step here emits from ``process`` only: chunks are formed while reading, handed
+  to ``RunInference`` as ready batches (``with_no_batching``), and each chunk's records are
+  written as one Parquet file from ``process``.
+- Beam's Parquet source yields row-group tables without their position in the file, and the
+  stable id of a row without an id column is a hash of its file and row number. So files are
+  read with pyarrow through Beam's ``FileSystems`` (local, ``gs://``, any Beam file system), one
+  row group at a time and in chunks within it: memory stays bounded by a chunk, never the dump.
+- Output files are named after their chunk (input file hash, row group, chunk number) and
+  written to a temporary name then renamed: a retried chunk overwrites its own file, nothing is
+  written twice.
+- The DaskRunner computes only the last step of the pipeline (and what it depends on), so both
+  branches end in one Flatten of the written file paths.
+- The DaskRunner hands every output of a multi-output ParDo to every consumer, so nothing here
+  uses tagged outputs: a chunk carries its dead letters, and two FlatMaps split them off.
+- Each chunk is sorted by token length inside the handler, so a chunk of 4,096 rows gives
+  sub-batches with little padding.
+
+Counts: ``rows_read`` = ``rows_scored`` + the ``dead_lettered_<reason>`` counters (Beam metrics,
+namespace ``sentiment_scoring``); the files written hold the same counts (`count_rows`), which
+is how a runner without metrics (Dask) is summarised.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import uuid
+from typing import Any, Iterator, Optional, Sequence
+
+import apache_beam as beam
+import pyarrow as pa
+import pyarrow.parquet as pq
+from apache_beam.io.filesystem import CompressionTypes
+from apache_beam.io.filesystems import FileSystems
+from apache_beam.metrics import Metrics
+from apache_beam.ml.inference.base import ModelHandler, PredictionResult, RunInference
+
+from beam_pipeline.bundle import load_bundle, read_manifest
+from beam_pipeline.onnx_handler import METRICS_NAMESPACE, OnnxSentimentModelHandler, ScoringModel
+from beam_pipeline.options import ScoringOptions
+from beam_pipeline.records import (dead_letter_record, dead_letter_schema, row_id, scored_record,
+                                   scored_schema, utc_now)
+from beam_pipeline.validation import (MISSING_ID, VALIDATION_STAGE, InputError, check_columns,
+                                      clean_text, default_max_chars)
+
+PART = "part"
+
+
+def open_file(path: str):
+    """Opens a file on any Beam file system as stored (no decompression by extension)."""
+    return FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED)
+
+
+def part_path(prefix: str, name: str) -> str:
+    """Path of one output file under ``prefix``."""
+    return f"{prefix}-{PART}-{name}.parquet"
+
+
+def part_pattern(prefix: str) -> str:
+    """Glob matching every output file under ``prefix`` (and none of another prefix's)."""
+    return f"{prefix}-{PART}-*.parquet"
+
+
+def match_files(pattern: str) -> list[str]:
+    """Paths matching a glob on any Beam file system, sorted; empty when none match."""
+    return sorted(metadata.path for result in FileSystems.match([pattern])
+                  for metadata in result.metadata_list)
+
+
+def count_rows(prefix: str) -> int:
+    """Rows in all output files under ``prefix`` (read from the Parquet footers)."""
+    total = 0
+    for path in match_files(part_pattern(prefix)):
+        with open_file(path) as handle:
+            total += pq.read_metadata(handle).num_rows
+    return total
+
+
+@dataclasses.dataclass(frozen=True)
+class BatchJob:
+    """Everything checked before a batch run starts."""
+
+    files: tuple[str, ...]
+    input_schema: pa.Schema
+    labels: tuple[str, ...]
+    output_prefix: str
+    dead_letter_prefix: str
+    text_column: str
+    id_column: Optional[str]
+    max_chars: int
+    chunk_rows: int
+    handler: OnnxSentimentModelHandler
+
+
+def plan_batch_job(options: ScoringOptions) -> BatchJob:
+    """Checks flags, input files, bundle and output location; raises `InputError` or
+    `BundleError` with one clear line before any data moves."""
+    missing = [f"--{name}" for name in ("input", "output", "model")
+               if not getattr(options, name)]
+    if missing:
+        raise InputError(f"missing required flags: {' '.join(missing)}")
+    files = match_files(options.input)
+    if not files:
+        raise InputError(f"--input {options.input}: no file matches")
+    input_schema = None
+    for path in files:
+        try:
+            with open_file(path) as handle:
+                schema = pq.read_schema(handle)
+        except (pa.ArrowInvalid, OSError) as error:
+            raise InputError(f"{path}: not a readable Parquet file ({error})") from None
+        check_columns(path, schema.names, options.text_column, options.id_column)
+        if input_schema is None:
+            input_schema = schema.remove_metadata()
+        elif not schema.remove_metadata().equals(input_schema):
+            raise InputError(f"{path}: its schema {schema.remove_metadata()} differs from "
+                             f"{files[0]}'s {input_schema}")
+    manifest = read_manifest(options.model)
+    if options.precision != "auto":
+        load_bundle(options.model, options.precision)
+    dead_letter_prefix = options.dead_letter or f"{options.output}-dead-letter"
+    for prefix in (options.output, dead_letter_prefix):
+        if match_files(part_pattern(prefix)):
+            raise InputError(f"{part_pattern(prefix)}: output of an earlier run is there; "
+                             "choose another prefix or delete those files")
+    labels = tuple(manifest["labels"])
+    scored_schema(input_schema, labels)  # refuses input columns named like output columns
+    dead_letter_schema(input_schema)
+    max_length = options.max_length or int(manifest["max_length"])
+    handler = OnnxSentimentModelHandler(
+        options.model, precision=options.precision, device=options.device,
+        max_batch_size=options.max_batch_size, max_length=max_length,
+        long_text=options.long_text, intra_op_threads=options.ort_threads)
+    return BatchJob(files=tuple(files), input_schema=input_schema, labels=labels,
+                    output_prefix=options.output, dead_letter_prefix=dead_letter_prefix,
+                    text_column=options.text_column, id_column=options.id_column,
+                    max_chars=options.max_chars or default_max_chars(max_length),
+                    chunk_rows=options.chunk_rows, handler=handler)
+
+
+@dataclasses.dataclass(frozen=True)
+class RowGroup:
+    """One row group of one input file, and the file row number of its first row."""
+
+    path: str
+    index: int
+    first_row: int
+
+
+@dataclasses.dataclass
+class Chunk:
+    """Validated rows read together; scored as one batch and written as one file."""
+
+    name: str
+    rows: list[dict[str, Any]]
+    ids: list[str]
+    texts: list[str]
+    dead_letters: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+
+
+def scoring_batches(chunk: Chunk) -> Iterator[list[Chunk]]:
+    """The chunk as a ready inference batch, when it holds scorable rows."""
+    if chunk.texts:
+        yield [dataclasses.replace(chunk, dead_letters=[])]
+
+
+def dead_letters(chunk: Chunk) -> Iterator[tuple[str, list[dict[str, Any]]]]:
+    """``(chunk name, dead-letter records)``, when the chunk rejected rows."""
+    if chunk.dead_letters:
+        yield chunk.name, chunk.dead_letters
+
+
+def list_row_groups(path: str) -> Iterator[RowGroup]:
+    """The non-empty row groups of a Parquet file, from its footer."""
+    with open_file(path) as handle:
+        metadata = pq.read_metadata(handle)
+    first_row = 0
+    for index in range(metadata.num_row_groups):
+        rows = metadata.row_group(index).num_rows
+        if rows:
+            yield RowGroup(path, index, first_row)
+        first_row += rows
+
+
+class ReadChunks(beam.DoFn):
+    """Reads a row group in chunks of ``chunk_rows`` rows, validating each row: yields one
+    `Chunk` each, holding its scorable rows and its dead-letter records."""
+
+    def __init__(self, job: BatchJob):
+        self._job = job
+        self._read = Metrics.counter(METRICS_NAMESPACE, "rows_read")
+        self._chunk_rows = Metrics.distribution(METRICS_NAMESPACE, "chunk_rows")
+
+    def _record_id(self, path: str, row_index: int, row: dict[str, Any]) -> Optional[str]:
+        if self._job.id_column is None:
+            return row_id(path, row_index)
+        value = row[self._job.id_column]
+        return None if value is None else str(value)
+
+    def process(self, group: RowGroup):
+        file_key = hashlib.sha256(group.path.encode("utf-8")).hexdigest()[:12]
+        row_index = group.first_row
+        with open_file(group.path) as handle:
+            batches = pq.ParquetFile(handle).iter_batches(batch_size=self._job.chunk_rows,
+                                                          row_groups=[group.index])
+            for number, batch in enumerate(batches):
+                chunk = Chunk(f"{file_key}-{group.index:05d}-{number:05d}", [], [], [])
+                for row in batch.to_pylist():
+                    record_id = self._record_id(group.path, row_index, row)
+                    text, reason = clean_text(row[self._job.text_column], self._job.max_chars)
+                    if reason is None and record_id is None:
+                        reason = MISSING_ID
+                    if reason is None:
+                        chunk.rows.append(row)
+                        chunk.ids.append(record_id)
+                        chunk.texts.append(text)
+                    else:
+                        Metrics.counter(METRICS_NAMESPACE, f"dead_lettered_{reason}").inc()
+                        chunk.dead_letters.append(
+                            dead_letter_record(row, record_id, reason, VALIDATION_STAGE))
+                    row_index += 1
+                self._read.inc(batch.num_rows)
+                self._chunk_rows.update(batch.num_rows)
+                yield chunk
+
+
+class ChunkModelHandler(ModelHandler[Chunk, PredictionResult, ScoringModel]):
+    """Scores whole chunks with an `OnnxSentimentModelHandler`'s model: one `PredictionResult`
+    per chunk (``inference`` holds one probability row per chunk row). Use it with
+    ``with_no_batching()``: chunks are formed while reading, not by ``BatchElements``."""
+
+    def __init__(self, base: OnnxSentimentModelHandler):
+        super().__init__()
+        self._base = base
+
+    def load_model(self) -> ScoringModel:
+        return self._base.load_model()
+
+    def run_inference(self, batch: Sequence[Chunk], model: ScoringModel,
+                      inference_args: Optional[dict[str, Any]] = None) -> list[PredictionResult]:
+        version = model.version()
+        return [PredictionResult(example=chunk, inference=model.predict(chunk.texts),
+                                 model_id=version) for chunk in batch]
+
+    def get_num_bytes(self, batch: Sequence[Chunk]) -> int:
+        return sum(self._base.get_num_bytes(chunk.texts) for chunk in batch)
+
+    def get_metrics_namespace(self) -> str:
+        return self._base.get_metrics_namespace()
+
+    def share_model_across_processes(self) -> bool:
+        return self._base.share_model_across_processes()
+
+    def model_copies(self) -> int:
+        return self._base.model_copies()
+
+
+class ToScoredRecords(beam.DoFn):
+    """Turns a scored chunk into ``(chunk name, scored records)``."""
+
+    def __init__(self, labels: Sequence[str]):
+        self._labels = list(labels)
+        self._scored = Metrics.counter(METRICS_NAMESPACE, "rows_scored")
+
+    def process(self, result: PredictionResult):
+        chunk, scored_at = result.example, utc_now()
+        records = [scored_record(row, record_id, probabilities, self._labels, result.model_id,
+                                 scored_at)
+                   for row, record_id, probabilities in zip(chunk.rows, chunk.ids,
+                                                            result.inference)]
+        self._scored.inc(len(records))
+        yield chunk.name, records
+
+
+class WriteParquetFiles(beam.DoFn):
+    """Writes each ``(name, records)`` as ``part_path(prefix, name)`` with ``schema``; yields the
+    path. The file appears whole or not at all (written under a temporary name, then renamed)."""
+
+    def __init__(self, prefix: str, schema: pa.Schema):
+        self._prefix = prefix
+        self._schema = schema
+
+    def process(self, named_records: tuple[str, list[dict[str, Any]]]):
+        name, records = named_records
+        path = part_path(self._prefix, name)
+        temporary = f"{path}.tmp-{uuid.uuid4().hex}"
+        table = pa.Table.from_pylist(records, schema=self._schema)
+        with FileSystems.create(temporary, compression_type=CompressionTypes.UNCOMPRESSED) as out:
+            pq.write_table(table, out)
+        FileSystems.rename([temporary], [path])
+        yield path
+
+
+def build_batch_pipeline(pipeline: beam.Pipeline, job: BatchJob) -> beam.PCollection:
+    """Adds the batch scoring steps for ``job`` (see `plan_batch_job`) to ``pipeline``; returns
+    the paths of all files written. Apply nothing after it: the DaskRunner computes only the
+    last step added and what it depends on."""
+    read = (pipeline
+            | "InputFiles" >> beam.Create(list(job.files))
+            | "RowGroups" >> beam.FlatMap(list_row_groups)
+            | "SpreadRowGroups" >> beam.Reshuffle()
+            | "ReadAndValidate" >> beam.ParDo(ReadChunks(job)))
+    scored_files = (read
+                    | "ScoringBatches" >> beam.FlatMap(scoring_batches)
+                    | "Score" >> RunInference(ChunkModelHandler(job.handler).with_no_batching())
+                    | "ScoredRecords" >> beam.ParDo(ToScoredRecords(job.labels))
+                    | "WriteScored" >> beam.ParDo(WriteParquetFiles(
+                        job.output_prefix, scored_schema(job.input_schema, job.labels))))
+    dead_letter_files = (read
+                         | "DeadLetters" >> beam.FlatMap(dead_letters)
+                         | "WriteDeadLetters" >> beam.ParDo(WriteParquetFiles(
+                             job.dead_letter_prefix, dead_letter_schema(job.input_schema))))
+    return (scored_files, dead_letter_files) | "FilesWritten" >> beam.Flatten()

@@ -1,0 +1,125 @@
+"""``sentiment-score`` (also ``python -m beam_pipeline``): score Parquet files, or Pub/Sub with
+``--streaming``.
+
+Checks inputs, bundle and output location before the pipeline starts (one error line, exit 2),
+runs the pipeline on the chosen runner, and prints a summary::
+
+    sentiment-score --input 'reviews/*.parquet' --output out/scored --model bundle/
+
+Runner names: without ``--runner`` the FnApiRunner (Beam's DirectRunner for batch, which honours
+``--direct_running_mode multi_processing --direct_num_workers N``) runs the job;
+``--runner DaskRunner`` is short for Beam's Dask runner (with ``--dask_client_address``).
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+from typing import Optional, Sequence
+
+import apache_beam as beam
+import pyarrow.parquet as pq
+from apache_beam.metrics.metric import MetricsFilter
+from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
+
+from beam_pipeline.bundle import BundleError
+from beam_pipeline.onnx_handler import METRICS_NAMESPACE
+from beam_pipeline.options import ScoringOptions
+from beam_pipeline.pipeline import (BatchJob, build_batch_pipeline, count_rows, match_files,
+                                    open_file, part_pattern, plan_batch_job)
+from beam_pipeline.validation import InputError
+
+PROG = "sentiment-score"
+DEFAULT_RUNNER = "FnApiRunner"
+RUNNER_ALIASES = {"DaskRunner": "apache_beam.runners.dask.dask_runner.DaskRunner"}
+
+
+def _help() -> str:
+    parser = argparse.ArgumentParser(
+        prog=PROG, description="Score text in Parquet files (or Pub/Sub with --streaming) with "
+        "a model bundle. Any Beam pipeline option (--runner, --direct_num_workers, "
+        "--setup_file, --project, ...) is accepted too.")
+    ScoringOptions._add_argparse_args(parser)  # pylint: disable=protected-access
+    return parser.format_help()
+
+
+def dead_letter_reasons(prefix: str) -> dict[str, int]:
+    """Dead-lettered rows by reason, read from the dead-letter files under ``prefix``."""
+    counts: dict[str, int] = {}
+    for path in match_files(part_pattern(prefix)):
+        with open_file(path) as handle:
+            reasons = pq.read_table(handle, columns=["reason"]).column("reason").to_pylist()
+        for reason in reasons:
+            counts[reason] = counts.get(reason, 0) + 1
+    return dict(sorted(counts.items()))
+
+
+def metric_total(result: beam.runners.runner.PipelineResult, name: str) -> Optional[int]:
+    """A counter's committed total, or None where the runner reports no metrics (Dask)."""
+    try:
+        counters = result.metrics().query(
+            MetricsFilter().with_namespace(METRICS_NAMESPACE).with_name(name))["counters"]
+    except NotImplementedError:
+        return None
+    return sum(counter.committed or 0 for counter in counters)
+
+
+def summary(job: BatchJob, result: beam.runners.runner.PipelineResult, seconds: float) -> str:
+    """The lines printed after a batch run; counts come from the files written."""
+    scored = count_rows(job.output_prefix)
+    reasons = dead_letter_reasons(job.dead_letter_prefix)
+    dead = sum(reasons.values())
+    read = metric_total(result, "rows_read")
+    read_line = (f"{read:,} rows read (Beam metrics)" if read is not None
+                 else "rows read: this runner reports no metrics")
+    lines = [f"{PROG}: {read_line} from {len(job.files)} file(s) in {seconds:.1f} s",
+             f"  scored        {scored:>10,}  -> {part_pattern(job.output_prefix)}",
+             f"  dead-lettered {dead:>10,}  -> {part_pattern(job.dead_letter_prefix)}"
+             + (f"  ({', '.join(f'{r}: {n:,}' for r, n in reasons.items())})" if reasons else ""),
+             f"  throughput    {(scored + dead) / seconds:>10,.1f} records/s (start-up included)"]
+    if read is not None and read != scored + dead:
+        lines.append(f"  WARNING: read {read:,} != scored {scored:,} + dead-lettered {dead:,}")
+    return "\n".join(lines)
+
+
+def _run_streaming(options: PipelineOptions) -> int:
+    from beam_pipeline.streaming import build_streaming_pipeline
+
+    pipeline = beam.Pipeline(options=options)
+    build_streaming_pipeline(pipeline, options)
+    print(f"{PROG}: streaming; stop with Ctrl-C", file=sys.stderr)
+    result = pipeline.run()
+    try:
+        result.wait_until_finish()
+    except KeyboardInterrupt:
+        result.cancel()
+    return 0
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Entry point of ``sentiment-score``; returns the exit status."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if "-h" in argv or "--help" in argv:
+        print(_help())
+        return 0
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("beam_pipeline").setLevel(logging.INFO)
+    options = PipelineOptions(argv)
+    standard = options.view_as(StandardOptions)
+    standard.runner = RUNNER_ALIASES.get(standard.runner, standard.runner) or DEFAULT_RUNNER
+    try:
+        if standard.streaming:
+            return _run_streaming(options)
+        job = plan_batch_job(options.view_as(ScoringOptions))
+    except (InputError, BundleError) as error:
+        print(f"{PROG}: error: {error}", file=sys.stderr)
+        return 2
+    start = time.perf_counter()
+    pipeline = beam.Pipeline(options=options)
+    build_batch_pipeline(pipeline, job)
+    result = pipeline.run()
+    result.wait_until_finish()
+    print(summary(job, result, time.perf_counter() - start))
+    return 0
+
