@@ -66,7 +66,8 @@ class MessageFormat:
 
 @dataclasses.dataclass(frozen=True)
 class ParsedMessage:
-    """A message ready to score: its record id, its row, its cleaned text and its event time."""
+    """A message ready to score: its record id, its row, its cleaned text and its event time
+    (``created_at``; `ParseMessages` puts the publish time there when it is absent)."""
 
     record_id: str
     row: dict[str, Any]
@@ -165,7 +166,8 @@ class ParseMessages(beam.DoFn):
         self._format = message_format
         self._parsed = Metrics.counter("streaming", "messages_parsed")
 
-    def process(self, message: PubsubMessage) -> Iterator[Any]:
+    def process(self, message: PubsubMessage,
+                timestamp=beam.DoFn.TimestampParam) -> Iterator[Any]:
         try:
             parsed = parse_message(message, self._format)
         except Rejected as rejection:
@@ -176,7 +178,7 @@ class ParseMessages(beam.DoFn):
             return
         self._parsed.inc()
         if parsed.event_time is None:
-            yield parsed
+            yield dataclasses.replace(parsed, event_time=timestamp)
         else:
             yield beam.window.TimestampedValue(parsed, parsed.event_time)
 

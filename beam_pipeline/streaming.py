@@ -1,0 +1,212 @@
+"""Streaming scoring: Pub/Sub messages in; scored records, dead letters and monitoring out.
+
+::
+
+    ReadFromPubSub(subscription or topic, with_attributes)
+      -> ParDo(ParseMessages): JSON object, id, created_at -> event time  --> dead letters
+      -> RunInference(KeyedModelHandler(OnnxSentimentModelHandler))   (the batch pipeline's handler)
+      -> scored records (records.scored_record), re-stamped with their event time
+           |-> WriteToPubSub(--output_topic)            JSON, input attributes kept
+           |-> windowed JSON-lines files                (--output_files)
+           '-> MonitorSentiment -> aggregates + alerts -> WriteToPubSub(--aggregates_topic)
+    dead letters -> WriteToPubSub(--dead_letter_topic)  (else counted and logged: id and reason)
+
+Guarantees on the DirectRunner: Beam's DirectRunner acknowledges a pulled message before it is
+processed, so a crash of the process loses the messages it held (Dataflow checkpoints and gives
+exactly-once processing). Within a running pipeline every message is scored or dead-lettered once.
+``id_label`` and ``timestamp_attribute`` are not supported there and not used.
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Iterator, Optional
+
+import apache_beam as beam
+from apache_beam.io import fileio
+from apache_beam.io.gcp.pubsub import ReadFromPubSub, WriteToPubSub, parse_subscription, \
+    parse_topic
+from apache_beam.ml.inference.base import KeyedModelHandler, PredictionResult, RunInference
+from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
+from apache_beam.transforms import window
+
+from beam_pipeline.bundle import read_manifest
+from beam_pipeline.onnx_handler import OnnxSentimentModelHandler
+from beam_pipeline.options import ScoringOptions
+from beam_pipeline.records import scored_record, utc_now
+from beam_pipeline.streaming_messages import (DEAD_LETTER_TAG, DEFAULT_MAX_MESSAGE_BYTES,
+                                              MessageFormat, ParsedMessage, ParseMessages,
+                                              to_json_bytes, to_pubsub_message)
+from beam_pipeline.streaming_monitoring import MonitorConfig, MonitorSentiment
+from beam_pipeline.validation import InputError, default_max_chars
+
+
+class StreamingOptions(PipelineOptions):
+    """Flags of ``sentiment-score --streaming`` (the model flags are `ScoringOptions`')."""
+
+    @classmethod
+    def _add_argparse_args(cls, parser) -> None:
+        parser.add_argument("--input_subscription", default=None,
+                            help="projects/P/subscriptions/S to read (preferred)")
+        parser.add_argument("--input_topic", default=None,
+                            help="projects/P/topics/T to read through a temporary subscription "
+                                 "(misses messages published before the pipeline starts)")
+        parser.add_argument("--output_topic", default=None,
+                            help="projects/P/topics/T receiving scored records as JSON")
+        parser.add_argument("--aggregates_topic", default=None,
+                            help="topic receiving window aggregates and alerts as JSON")
+        parser.add_argument("--dead_letter_topic", default=None,
+                            help="topic receiving rejected messages with a reason "
+                                 "(without it they are only counted and logged)")
+        parser.add_argument("--output_files", default=None,
+                            help="also write scored records as JSON lines, one set of files "
+                                 "per window, under this prefix")
+        parser.add_argument("--text_field", default="text",
+                            help="JSON field of a message holding the text")
+        parser.add_argument("--max_message_bytes", default=DEFAULT_MAX_MESSAGE_BYTES, type=int,
+                            help="larger payloads are dead-lettered (reason too_large)")
+        parser.add_argument("--key_attribute", default=None,
+                            help="message attribute (else JSON field) to aggregate by; "
+                                 "'all' when absent")
+        parser.add_argument("--window_seconds", default=60.0, type=float,
+                            help="length of the monitoring windows (event time)")
+        parser.add_argument("--window_period_seconds", default=None, type=float,
+                            help="start a window every N seconds (sliding); default: fixed")
+        parser.add_argument("--allowed_lateness_seconds", default=300.0, type=float,
+                            help="late records within this time update their window (late "
+                                 "pane); later ones are counted and dropped from monitoring")
+        parser.add_argument("--negative_label", default=None,
+                            help="label whose share raises alerts (default: the bundle's "
+                                 "first label)")
+        parser.add_argument("--alert_negative_share", default=0.5, type=float,
+                            help="alert when a window's negative share exceeds this")
+        parser.add_argument("--alert_min_count", default=20, type=int,
+                            help="... and it holds at least this many records")
+        parser.add_argument("--max_batch_duration_secs", default=1, type=int,
+                            help="longest time a record waits for its inference batch to fill")
+
+
+@dataclasses.dataclass(frozen=True)
+class StreamingJob:
+    """Everything checked before a streaming run starts."""
+
+    scoring: ScoringOptions
+    streaming: StreamingOptions
+    labels: tuple[str, ...]
+    message_format: MessageFormat
+    monitor: MonitorConfig
+    handler: OnnxSentimentModelHandler
+
+
+def plan_streaming_job(options: PipelineOptions) -> StreamingJob:
+    """Checks the flags and the bundle; raises `InputError` or `BundleError` with one line."""
+    scoring, streaming = options.view_as(ScoringOptions), options.view_as(StreamingOptions)
+    if bool(streaming.input_subscription) == bool(streaming.input_topic):
+        raise InputError("give exactly one of --input_subscription and --input_topic")
+    missing = [flag for flag, value in (("--output_topic", streaming.output_topic),
+                                        ("--model", scoring.model)) if not value]
+    if missing:
+        raise InputError(f"missing required flags: {' '.join(missing)}")
+    try:
+        if streaming.input_subscription:
+            parse_subscription(streaming.input_subscription)
+        for topic in (streaming.input_topic, streaming.output_topic, streaming.aggregates_topic,
+                      streaming.dead_letter_topic):
+            if topic:
+                parse_topic(topic)
+    except ValueError as error:
+        raise InputError(str(error)) from None
+    manifest = read_manifest(scoring.model)
+    labels = tuple(manifest["labels"])
+    max_length = scoring.max_length or int(manifest["max_length"])
+    try:
+        monitor = MonitorConfig(
+            labels=labels, negative_label=streaming.negative_label or labels[0],
+            key_name=streaming.key_attribute, window_seconds=streaming.window_seconds,
+            window_period_seconds=streaming.window_period_seconds,
+            allowed_lateness_seconds=streaming.allowed_lateness_seconds,
+            alert_negative_share=streaming.alert_negative_share,
+            alert_min_count=streaming.alert_min_count)
+    except ValueError as error:
+        raise InputError(str(error)) from None
+    handler = OnnxSentimentModelHandler(
+        scoring.model, precision=scoring.precision, device=scoring.device,
+        max_batch_size=scoring.max_batch_size, max_length=max_length,
+        long_text=scoring.long_text, intra_op_threads=scoring.ort_threads,
+        max_batch_duration_secs=streaming.max_batch_duration_secs)
+    message_format = MessageFormat(
+        text_field=streaming.text_field, max_message_bytes=streaming.max_message_bytes,
+        max_chars=scoring.max_chars or default_max_chars(max_length))
+    return StreamingJob(scoring, streaming, labels, message_format, monitor, handler)
+
+
+class ToScoredRecord(beam.DoFn):
+    """``(ParsedMessage, PredictionResult)`` -> the scored record, stamped with its event time."""
+
+    def __init__(self, labels: tuple[str, ...]):
+        self._labels = list(labels)
+
+    def process(self, scored: tuple[ParsedMessage, PredictionResult]) -> Iterator[Any]:
+        parsed, result = scored
+        record = scored_record(parsed.row, parsed.record_id, result.inference, self._labels,
+                               result.model_id, utc_now())
+        yield window.TimestampedValue(record, parsed.event_time)
+
+
+def monitoring_message(record: dict[str, Any]) -> beam.io.gcp.pubsub.PubsubMessage:
+    """An aggregate or alert as a Pub/Sub message with ``type`` and ``key`` attributes."""
+    return beam.io.gcp.pubsub.PubsubMessage(
+        to_json_bytes(record), {"type": record["type"], "key": record["key"]})
+
+
+@dataclasses.dataclass(frozen=True)
+class StreamingOutputs:
+    """The pipeline's PCollections of records (before they are written)."""
+
+    scored: beam.PCollection
+    dead_letters: beam.PCollection
+    aggregates: beam.PCollection
+    alerts: beam.PCollection
+
+
+def _write_windowed_files(scored: beam.PCollection, prefix: str, window_seconds: float) -> None:
+    (scored
+     | "FilesWindow" >> beam.WindowInto(window.FixedWindows(window_seconds))
+     | "FilesJson" >> beam.Map(lambda record: to_json_bytes(record).decode("utf-8"))
+     | "WriteFiles" >> fileio.WriteToFiles(
+         path=prefix, file_naming=fileio.default_file_naming("scored", ".jsonl"), shards=1))
+
+
+def build_streaming_pipeline(pipeline: beam.Pipeline,
+                             options: Optional[PipelineOptions] = None) -> StreamingOutputs:
+    """Adds the streaming scoring steps to ``pipeline`` (options default to the pipeline's)."""
+    options = options or pipeline.options
+    options.view_as(StandardOptions).streaming = True
+    job = plan_streaming_job(options)
+    streaming = job.streaming
+    read = ReadFromPubSub(subscription=streaming.input_subscription, with_attributes=True) \
+        if streaming.input_subscription \
+        else ReadFromPubSub(topic=streaming.input_topic, with_attributes=True)
+    parsed = (pipeline
+              | "Read" >> read
+              | "Parse" >> beam.ParDo(ParseMessages(job.message_format)).with_outputs(
+                  DEAD_LETTER_TAG, main="parsed"))
+    scored = (parsed.parsed
+              | "KeyByMessage" >> beam.Map(lambda message: (message, message.text))
+              | "Score" >> RunInference(KeyedModelHandler(job.handler))
+              | "ScoredRecords" >> beam.ParDo(ToScoredRecord(job.labels)))
+    dead_letters = parsed[DEAD_LETTER_TAG]
+    monitoring = scored | "Monitor" >> MonitorSentiment(job.monitor)
+
+    (scored | "ScoredMessages" >> beam.Map(to_pubsub_message)
+     | "WriteScored" >> WriteToPubSub(streaming.output_topic, with_attributes=True))
+    if streaming.dead_letter_topic:
+        (dead_letters | "DeadLetterMessages" >> beam.Map(to_pubsub_message)
+         | "WriteDeadLetters" >> WriteToPubSub(streaming.dead_letter_topic, with_attributes=True))
+    if streaming.aggregates_topic:
+        ((monitoring["aggregates"], monitoring["alerts"])
+         | "AllMonitoring" >> beam.Flatten()
+         | "MonitoringMessages" >> beam.Map(monitoring_message)
+         | "WriteMonitoring" >> WriteToPubSub(streaming.aggregates_topic, with_attributes=True))
+    if streaming.output_files:
+        _write_windowed_files(scored, streaming.output_files, streaming.window_seconds)
+    return StreamingOutputs(scored, dead_letters, monitoring["aggregates"], monitoring["alerts"])
