@@ -329,6 +329,9 @@ def load_labelled_splits(source: str | os.PathLike, *, text_column: str = TEXT_C
     prepared, label_names, dropped, used_text_column = _prepare(
         splits, class_names, str(source), text_column, label_column, labels)
     train_texts, train_ids = prepared["train"]
+    if len(set(train_ids)) < 2:
+        raise DataError(f"{source}: the training data holds only one class "
+                        f"({label_names[train_ids[0]]!r}); a classifier needs at least two")
     if "validation" in prepared:
         validation_texts, validation_ids = prepared["validation"]
     else:
