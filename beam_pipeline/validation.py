@@ -51,7 +51,7 @@ def clean_text(value: Any, max_chars: int) -> tuple[str | None, str | None]:
     text = value.strip()
     if not text:
         return None, EMPTY_TEXT
-    return text[:max_chars], None
+    return text[:max_chars].rstrip(), None
 
 
 def check_columns(source: str, columns: Iterable[str], text_column: str,
