@@ -1,0 +1,226 @@
+"""Batch scoring end to end on the DirectRunner (FnApiRunner) with the tiny bundle: Parquet in,
+scored and dead-letter Parquet out, and the sentiment-score command."""
+import dataclasses
+import datetime
+import hashlib
+import json
+import re
+import shutil
+from pathlib import Path
+
+import apache_beam as beam
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from apache_beam.metrics.metric import MetricsFilter
+from apache_beam.options.pipeline_options import PipelineOptions
+
+from beam_pipeline.bundle import sha256_of
+from beam_pipeline.onnx_handler import load_scoring_model
+from beam_pipeline.options import ScoringOptions
+from beam_pipeline.pipeline import build_batch_pipeline, plan_batch_job
+from beam_pipeline.run import main
+
+GOOD_TEXTS = [f"review {i}: " + ("a charming , funny film . " if i % 2 else "dull and slow . ") * (i % 5 + 1)
+              for i in range(40)]
+
+
+@dataclasses.dataclass
+class ScoringRun:
+    scored: pa.Table
+    dead: pa.Table
+    result: beam.runners.runner.PipelineResult
+
+
+def read_parts(prefix: Path) -> pa.Table:
+    files = sorted(prefix.parent.glob(f"{prefix.name}-part-*.parquet"))
+    return pa.concat_tables(pq.read_table(f) for f in files) if files else None
+
+
+def score(bundle_dir, input_path, output_dir, *flags, runner="FnApiRunner", **beam_options):
+    """Runs the batch pipeline as sentiment-score would, returns what it wrote."""
+    options = PipelineOptions(flags=["--input", str(input_path), "--output",
+                                     str(output_dir / "scored"), "--model", str(bundle_dir),
+                                     *flags], runner=runner, **beam_options)
+    job = plan_batch_job(options.view_as(ScoringOptions))
+    pipeline = beam.Pipeline(options=options)
+    build_batch_pipeline(pipeline, job)
+    result = pipeline.run()
+    result.wait_until_finish()
+    return ScoringRun(read_parts(output_dir / "scored"),
+                      read_parts(output_dir / "scored-dead-letter"), result)
+
+
+def counters(result) -> dict[str, int]:
+    query = result.metrics().query(MetricsFilter().with_namespace("sentiment_scoring"))
+    totals = {}
+    for counter in query["counters"]:
+        totals[counter.key.metric.name] = totals.get(counter.key.metric.name, 0) + counter.committed
+    return totals
+
+
+def expected_id(path: Path, row: int) -> str:
+    return hashlib.sha256(f"{path}#{row}".encode()).hexdigest()[:20]
+
+
+def by_id(table: pa.Table) -> dict:
+    return {row["id"]: row for row in table.to_pylist()}
+
+
+@pytest.fixture(scope="module")
+def review_dump(tmp_path_factory) -> tuple[Path, list[dict]]:
+    """40 good rows and 3 bad ones (null, empty, whitespace) with typed pass-through columns,
+    written in row groups of 10."""
+    texts = GOOD_TEXTS[:13] + [None] + GOOD_TEXTS[13:27] + [""] + GOOD_TEXTS[27:] + [" \t\n"]
+    created = datetime.datetime(2026, 1, 1, tzinfo=datetime.timezone.utc)
+    table = pa.table({
+        "text": pa.array(texts, pa.string()),
+        "stars": pa.array([i % 5 + 1 for i in range(len(texts))], pa.int32()),
+        "created": pa.array([created + datetime.timedelta(hours=i) for i in range(len(texts))],
+                            pa.timestamp("ms", tz="UTC")),
+        "tags": pa.array([["a", str(i)] for i in range(len(texts))], pa.list_(pa.string())),
+    })
+    path = tmp_path_factory.mktemp("dump") / "reviews.parquet"
+    pq.write_table(table, path, row_group_size=10)
+    return path, table.to_pylist()
+
+
+def test_end_to_end_schema_pass_through_ids_probabilities_and_counts(tiny_bundle_dir, review_dump,
+                                                                     tmp_path):
+    path, rows = review_dump
+    run = score(tiny_bundle_dir, path, tmp_path, "--precision", "fp32", "--chunk_rows", "7")
+    assert run.scored.schema == pa.schema([
+        ("id", pa.string()), ("text", pa.string()), ("stars", pa.int32()),
+        ("created", pa.timestamp("ms", tz="UTC")), ("tags", pa.list_(pa.string())),
+        ("sentiment", pa.string()), ("score", pa.float32()),
+        ("probabilities", pa.struct([("negative", pa.float32()), ("positive", pa.float32())])),
+        ("model_version", pa.string()), ("scored_at", pa.timestamp("us", tz="UTC"))])
+    good = {expected_id(path, i): row for i, row in enumerate(rows) if row["text"] in GOOD_TEXTS}
+    scored = by_id(run.scored)
+    assert scored.keys() == good.keys() and run.scored.num_rows == 40
+    model = load_scoring_model(str(tiny_bundle_dir), precision="fp32", device="cpu")
+    expected = dict(zip(GOOD_TEXTS, model.predict(GOOD_TEXTS)))
+    for record_id, record in scored.items():
+        assert {name: record[name] for name in rows[0]} == good[record_id]
+        probabilities = np.array([record["probabilities"]["negative"],
+                                  record["probabilities"]["positive"]])
+        np.testing.assert_allclose(probabilities, expected[record["text"]], atol=1e-5)
+        assert record["sentiment"] == ["negative", "positive"][int(np.argmax(probabilities))]
+        assert record["score"] == pytest.approx(probabilities.max())
+        assert record["model_version"] == sha256_of(str(tiny_bundle_dir / "model_fp32.onnx"))[:16]
+    assert {(r["id"], r["reason"], r["stage"], r["stars"]) for r in run.dead.to_pylist()} == {
+        (expected_id(path, 13), "null_text", "validation", rows[13]["stars"]),
+        (expected_id(path, 28), "empty_text", "validation", rows[28]["stars"]),
+        (expected_id(path, 42), "empty_text", "validation", rows[42]["stars"])}
+    totals = counters(run.result)
+    assert {name: totals[name] for name in totals if name.startswith(("rows_", "dead_"))} == {
+        "rows_read": 43, "rows_scored": 40, "dead_lettered_null_text": 1,
+        "dead_lettered_empty_text": 2}
+    assert totals["num_inferences"] == 9  # chunks of <= 7 rows within row groups of 10
+
+
+def test_every_bad_row_kind_lands_in_dead_letter_with_its_reason(tiny_bundle_dir, tmp_path):
+    table = pa.table({
+        "body": pa.array([b"fine film", b"\xff\xfe broken", None, b"", b"   ", "ok".encode(),
+                          "caf\u00e9 au lait".encode()], pa.binary()),
+        "review_id": pa.array(["r1", "r2", "r3", "r4", "r5", None, "r7"]),
+    })
+    pq.write_table(table, tmp_path / "bytes.parquet")
+    run = score(tiny_bundle_dir, tmp_path / "bytes.parquet", tmp_path / "out", "--text_column",
+                "body", "--id_column", "review_id")
+    assert sorted(run.scored.column("id").to_pylist()) == ["r1", "r7"]
+    assert run.scored.column("body").to_pylist() == [b"fine film", "caf\u00e9 au lait".encode()]
+    dead = {(r["review_id"], r["reason"]): r["body"] for r in run.dead.to_pylist()}
+    assert dead == {("r2", "undecodable_bytes"): b"\xff\xfe broken", ("r3", "null_text"): None,
+                    ("r4", "empty_text"): b"", ("r5", "empty_text"): b"   ",
+                    (None, "missing_id"): b"ok"}
+    assert counters(run.result)["rows_read"] == run.scored.num_rows + run.dead.num_rows == 7
+
+    pq.write_table(pa.table({"text": [1, 2, 3]}), tmp_path / "numbers.parquet")
+    run = score(tiny_bundle_dir, tmp_path / "numbers.parquet", tmp_path / "out2")
+    assert run.scored is None
+    assert run.dead.column("reason").to_pylist() == ["non_string_text"] * 3
+    assert run.dead.column("text").to_pylist() == [1, 2, 3]
+
+
+def test_long_text_chunk_mode_and_character_cap(tiny_bundle_dir, tmp_path):
+    long_text = " ".join(GOOD_TEXTS)
+    texts = [long_text, GOOD_TEXTS[3]]
+    pq.write_table(pa.table({"text": texts}), tmp_path / "long.parquet")
+    run = score(tiny_bundle_dir, tmp_path / "long.parquet", tmp_path / "out", "--precision",
+                "fp32", "--long_text", "chunk", "--max_length", "32", "--max_chars", "400")
+    model = load_scoring_model(str(tiny_bundle_dir), precision="fp32", device="cpu",
+                               max_length=32, long_text="chunk")
+    expected = model.predict([long_text[:400].rstrip(), GOOD_TEXTS[3]])
+    scored = {row["text"]: row["probabilities"] for row in run.scored.to_pylist()}
+    assert scored.keys() == set(texts)  # the text passed through is the original, uncut
+    for text, probabilities in zip(texts, expected):
+        np.testing.assert_allclose([scored[text]["negative"], scored[text]["positive"]],
+                                   probabilities, atol=1e-5)
+
+
+def comparable(table: pa.Table) -> list[dict]:
+    """Rows sorted by id, without the time they were scored."""
+    rows = [{k: v for k, v in row.items() if k != "scored_at"} for row in table.to_pylist()]
+    return sorted(rows, key=lambda row: row["id"])
+
+
+def test_multi_process_direct_runner_writes_what_the_in_memory_one_writes(tiny_bundle_dir,
+                                                                          review_dump, tmp_path):
+    path, _ = review_dump
+    single = score(tiny_bundle_dir, path, tmp_path / "one", "--chunk_rows", "8")
+    multi = score(tiny_bundle_dir, path, tmp_path / "two", "--chunk_rows", "8",
+                  direct_running_mode="multi_processing", direct_num_workers=2)
+    assert comparable(multi.scored) == comparable(single.scored)
+    assert comparable(multi.dead) == comparable(single.dead)
+
+
+def test_command_prints_summary_and_uses_the_id_column(tiny_bundle_dir, review_dump, tmp_path,
+                                                       capsys):
+    path, rows = review_dump
+    table = pq.read_table(path).append_column("key", pa.array([f"k{i}" for i in range(len(rows))]))
+    pq.write_table(table, tmp_path / "keyed.parquet")
+    output = tmp_path / "out" / "scored"
+    assert main(["--input", str(tmp_path / "*.parquet"), "--output", str(output), "--model",
+                 str(tiny_bundle_dir), "--id_column", "key"]) == 0
+    printed = capsys.readouterr().out
+    assert "43 rows read (Beam metrics) from 1 file(s)" in printed
+    assert "scored                40" in printed
+    assert "dead-lettered          3" in printed and "empty_text: 2, null_text: 1" in printed
+    scored = read_parts(output)
+    assert set(scored.column("id").to_pylist()) == {
+        f"k{i}" for i, row in enumerate(rows) if row["text"] in GOOD_TEXTS}
+    assert set(scored.column("model_version").to_pylist()) == {
+        sha256_of(str(tiny_bundle_dir / "model_int8.onnx"))[:16]}  # auto on CPU: int8
+    assert read_parts(tmp_path / "out" / "scored-dead-letter").num_rows == 3
+
+    assert main(["--input", str(tmp_path / "*.parquet"), "--output", str(output), "--model",
+                 str(tiny_bundle_dir)]) == 2
+    assert "output of an earlier run is there" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("columns, flags, message", [
+    ({"review": ["x"]}, [], r"{input}: no text column 'text'; its columns are \['review'\]"),
+    ({"text": ["x"]}, ["--id_column", "key"], r"no id column 'key'"),
+    ({"text": ["x"], "sentiment": ["y"]}, [], r"input columns \['sentiment'\] clash"),
+    ({"text": ["x"]}, ["--precision", "fp16", "--model", "{no_fp16}"],
+     r"precision 'fp16' not in bundle"),
+])
+def test_command_refuses_bad_input_with_one_line_before_starting(tiny_bundle_dir, tmp_path, capsys,
+                                                                 columns, flags, message):
+    no_fp16 = tmp_path / "no_fp16"
+    shutil.copytree(tiny_bundle_dir, no_fp16)
+    manifest = json.loads((no_fp16 / "bundle.json").read_text())
+    del manifest["precisions"]["fp16"]
+    (no_fp16 / "bundle.json").write_text(json.dumps(manifest))
+    input_path = tmp_path / "in.parquet"
+    pq.write_table(pa.table(columns), input_path)
+    flags = [flag.format(no_fp16=no_fp16) for flag in flags]
+    code = main(["--input", str(input_path), "--output", str(tmp_path / "out"), "--model",
+                 str(tiny_bundle_dir), *flags])
+    err = capsys.readouterr().err.strip()
+    assert code == 2
+    assert len(err.splitlines()) == 1 and err.startswith("sentiment-score: error: ")
+    assert re.search(message.format(input=re.escape(str(input_path))), err)
+    assert not list(tmp_path.glob("out*"))
