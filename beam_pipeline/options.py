@@ -54,5 +54,7 @@ class ScoringOptions(PipelineOptions):
                                  "(default: OUTPUT-dead-letter)")
         parser.add_argument("--chunk_rows", default=DEFAULT_CHUNK_ROWS, type=_positive_int,
                             help="rows read, scored and written together; one output file each")
+        parser.add_argument("--show_rows", default=0, type=int,
+                            help="after a batch run, print this many scored rows")
         parser.add_argument("--ort_threads", default=0, type=int,
                             help="ONNX Runtime intra-op threads per worker (0: its default)")

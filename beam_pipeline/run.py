@@ -83,6 +83,22 @@ def summary(job: BatchJob, result: beam.runners.runner.PipelineResult, seconds: 
     return "\n".join(lines)
 
 
+def scored_rows_preview(job: BatchJob, count: int) -> str:
+    """The first ``count`` scored rows (id, sentiment, score, start of the text)."""
+    lines = []
+    for path in match_files(part_pattern(job.output_prefix)):
+        with open_file(path) as handle:
+            table = pq.read_table(handle, columns=["id", "sentiment", "score", job.text_column])
+        for row in table.slice(0, count - len(lines)).to_pylist():
+            text = row[job.text_column]
+            text = text.decode("utf-8") if isinstance(text, bytes) else str(text)
+            text = text if len(text) <= 70 else text[:67] + "..."
+            lines.append(f"  {row['id']:<22} {row['sentiment']:<10} {row['score']:.3f}  {text}")
+        if len(lines) >= count:
+            break
+    return "\n".join(lines)
+
+
 def _run_streaming(options: PipelineOptions) -> int:
     from beam_pipeline.streaming import build_streaming_pipeline
 
@@ -121,5 +137,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     result = pipeline.run()
     result.wait_until_finish()
     print(summary(job, result, time.perf_counter() - start))
+    if options.view_as(ScoringOptions).show_rows > 0:
+        print(scored_rows_preview(job, options.view_as(ScoringOptions).show_rows))
     return 0
 
