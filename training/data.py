@@ -24,6 +24,7 @@ import re
 from pathlib import Path
 from typing import Any, Sequence
 
+import numpy as np
 import pandas as pd
 
 TEXT_COLUMN = "text"
@@ -338,7 +339,9 @@ def load_labelled_splits(source: str | os.PathLike, *, text_column: str = TEXT_C
         if len(train_texts) < 2:
             raise DataError(f"{source}: too few rows ({len(train_texts)}) to hold out a validation set")
         counts = pd.Series(train_ids).value_counts()
-        stratify = train_ids if counts.min() >= 2 else None
+        held_out = int(np.ceil(validation_fraction * len(train_ids)))
+        can_stratify = counts.min() >= 2 and len(counts) <= held_out <= len(train_ids) - len(counts)
+        stratify = train_ids if can_stratify else None
         train_texts, validation_texts, train_ids, validation_ids = train_test_split(
             train_texts, train_ids, test_size=validation_fraction, random_state=seed,
             stratify=stratify)

@@ -36,7 +36,7 @@ def parse_search_space(spec: str) -> dict[str, list[Any]]:
         try:
             space[name] = [SEARCHABLE[name](value.strip()) for value in values.split(",")]
         except ValueError:
-            raise TrainingError(f"--search: {name}={values!r} has a value that is not a "
+            raise TrainingError(f"--search: {name}={values!r}: values must be of type "
                                 f"{SEARCHABLE[name].__name__}") from None
     if not space:
         raise TrainingError(f"--search {spec!r}: no hyper-parameters given")
