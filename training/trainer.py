@@ -64,7 +64,6 @@ class TrainConfig:
 class FineTuneResult:
     """What one fine-tuning run produced, for the report."""
 
-    model: Any
     tokenizer: Any
     baseline_logits: np.ndarray
     final_logits: np.ndarray
@@ -212,7 +211,7 @@ def fine_tune(train, validation, label_names: Sequence[str], config: TrainConfig
     shutil.rmtree(checkpoint_dir, ignore_errors=True)
     state = trainer.state
     return FineTuneResult(
-        model=trainer.model, tokenizer=tokenizer, baseline_logits=baseline_logits,
+        tokenizer=tokenizer, baseline_logits=baseline_logits,
         final_logits=final_logits, log_history=list(state.log_history),
         train_metrics=dict(train_output.metrics),
         best_step=_step_of_checkpoint(state.best_model_checkpoint),
