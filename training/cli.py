@@ -20,7 +20,8 @@ def _train_parser() -> argparse.ArgumentParser:
     defaults = TrainConfig.__dataclass_fields__
     parser = argparse.ArgumentParser(
         prog="sentiment-train",
-        description="Fine-tune a BERT-family checkpoint for sentiment classification.")
+        description="Fine-tune a BERT-family checkpoint for sentiment classification.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument("--dataset", required=True,
                         help="hub id (glue/sst2, owner/name[:config]) or local csv/tsv/parquet/"
                              "jsonl file or folder with train.* and optional validation.*")
@@ -112,7 +113,8 @@ def train_main(argv: Sequence[str] | None = None) -> int:
 def _eval_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="sentiment-eval",
-        description="Evaluate a model trained by sentiment-train on any labelled source.")
+        description="Evaluate a model trained by sentiment-train on any labelled source.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument("--model", required=True, help="folder written by sentiment-train")
     parser.add_argument("--dataset", required=True, help="same forms as sentiment-train")
     parser.add_argument("--output_dir", default=None, help="default: MODEL/eval")
