@@ -1,0 +1,327 @@
+"""Scoring throughput and memory (issue 4), every contender on the same bundle, texts and machine.
+
+    .venv/bin/python benchmarks/score_benchmark.py [--bundle /work/models/bundle-minilm-sst2]
+
+Texts: the first ``--rows`` (20,000) SST-2 training sentences from ../shared/data, written to one
+Parquet file in row groups of 2,500. Contenders, records/s:
+
+1. this pipeline end to end (``python -m beam_pipeline`` as a subprocess, FnApiRunner, defaults):
+   start-up included = rows / wall time of the whole command; start-up excluded = marginal rate
+   (rows_big - rows_small) / (time_big - time_small), against a 500-row dump.
+2. a raw ONNX Runtime loop, same precision: one encode_batch, length-sorted batches of 64 padded
+   to their longest row (the bound).
+3. Hugging Face ``pipeline("text-classification")`` on PyTorch, batch 32, the bundle's model dir.
+4. Beam's stock approach: ``OnnxModelHandlerNumpy`` with ``max_batch_size=1``.
+
+Also: 2 workers vs 1 (DirectRunner multi_processing, DaskRunner LocalCluster; one ONNX Runtime
+thread per worker so that workers, not threads, scale), peak RSS, and a ``--big_rows`` dump
+(200,000) against the 20,000 one. Timings alternate between contenders within each repeat and
+the medians are reported. Writes benchmarks/results/score_benchmark.{md,json}.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import datetime
+import itertools
+import json
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+ROOT = Path(__file__).resolve().parents[1]
+SST2_TRAIN = ROOT.parent / "shared" / "data" / "sst2" / "train.tsv"
+RESULTS = ROOT / "benchmarks" / "results"
+CPU = "CPUExecutionProvider"
+SMALL_ROWS = 500
+ROW_GROUP_ROWS = 2500
+ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1",
+       "TOKENIZERS_PARALLELISM": "false"}
+
+
+def sst2_sentences(count: int) -> list[str]:
+    """The first ``count`` SST-2 training sentences (cycled when more are asked for)."""
+    with open(SST2_TRAIN, newline="", encoding="utf-8") as handle:
+        sentences = [row["sentence"] for row in
+                     csv.DictReader(handle, delimiter="\t", quoting=csv.QUOTE_NONE)]
+    return list(itertools.islice(itertools.cycle(sentences), count))
+
+
+def write_dump(texts: list[str], path: Path) -> Path:
+    pq.write_table(pa.table({"text": texts}), path, row_group_size=ROW_GROUP_ROWS)
+    return path
+
+
+def run_command(args: list[str]) -> tuple[float, float]:
+    """Runs a command; returns (wall seconds, peak RSS in MiB of it or any process it waited for)."""
+    start = time.perf_counter()
+    with tempfile.TemporaryFile() as log:
+        process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, env=ENV, cwd=ROOT)
+        _, status, usage = os.wait4(process.pid, 0)
+        seconds = time.perf_counter() - start
+        process.returncode = os.waitstatus_to_exitcode(status)
+        if process.returncode:
+            log.seek(0)
+            sys.exit(f"score_benchmark: {' '.join(args)} failed:\n{log.read().decode()[-3000:]}")
+    return seconds, usage.ru_maxrss / 1024
+
+
+def score_command(dump: Path, output: Path, bundle: Path, precision: str, *flags: str) -> list[str]:
+    return [sys.executable, "-m", "beam_pipeline", "--input", str(dump), "--output",
+            str(output), "--model", str(bundle), "--precision", precision, "--device", "cpu",
+            *flags]
+
+
+def run_pipeline(dump: Path, bundle: Path, precision: str, work: Path, *flags: str):
+    output = Path(tempfile.mkdtemp(dir=work)) / "scored"
+    return run_command(score_command(dump, output, bundle, precision, *flags))
+
+
+def load_tokenizer(bundle: Path, max_length: int):
+    from tokenizers import Tokenizer
+
+    tokenizer = Tokenizer.from_file(str(bundle / "tokenizer.json"))
+    tokenizer.no_padding()
+    tokenizer.enable_truncation(max_length=max_length)
+    return tokenizer
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    exp = np.exp(logits - logits.max(axis=1, keepdims=True))
+    return exp / exp.sum(axis=1, keepdims=True)
+
+
+def raw_ort_rate(bundle: Path, manifest: dict, precision: str, texts: list[str],
+                 batch_size: int = 64) -> float:
+    """Records/s of a plain ONNX Runtime loop over length-sorted, tightly padded batches."""
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(str(bundle / manifest["precisions"][precision]["file"]),
+                                   providers=[CPU])
+    tokenizer = load_tokenizer(bundle, manifest["max_length"])
+    pad_id = tokenizer.token_to_id("[PAD]") or 0
+    start = time.perf_counter()
+    encodings = tokenizer.encode_batch(texts)
+    order = np.argsort([len(encoding.ids) for encoding in encodings])
+    for first in range(0, len(order), batch_size):
+        rows = [encodings[i] for i in order[first:first + batch_size]]
+        width = max(len(row.ids) for row in rows)
+        ids = np.full((len(rows), width), pad_id, np.int64)
+        mask = np.zeros_like(ids)
+        for number, row in enumerate(rows):
+            ids[number, :len(row.ids)] = row.ids
+            mask[number, :len(row.ids)] = 1
+        feed = {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)}
+        softmax(session.run(None, {name: feed[name] for name in manifest["input_names"]})[0])
+    return len(texts) / (time.perf_counter() - start)
+
+
+def hf_pipeline_rate(model_dir: str, texts: list[str], max_length: int) -> float:
+    """Records/s of Hugging Face's text-classification pipeline on PyTorch, batch 32."""
+    from transformers import pipeline
+
+    classifier = pipeline("text-classification", model=model_dir, device=-1)
+    start = time.perf_counter()
+    classifier(texts, batch_size=32, truncation=True, max_length=max_length)
+    return len(texts) / (time.perf_counter() - start)
+
+
+def stock_beam_rate(bundle: Path, manifest: dict, precision: str, texts: list[str]) -> float:
+    """Records/s of Beam's OnnxModelHandlerNumpy with max_batch_size=1 (pipeline start included)."""
+    import apache_beam as beam
+    from apache_beam.ml.inference.base import RunInference
+    from apache_beam.ml.inference.onnx_inference import OnnxModelHandlerNumpy
+
+    class Tokenize(beam.DoFn):
+        def setup(self):
+            self.tokenizer = load_tokenizer(bundle, manifest["max_length"])
+
+        def process(self, text):
+            yield np.array(self.tokenizer.encode(text).ids, np.int64)
+
+    def feed_all_inputs(session, batch, inference_args=None):
+        ids = np.stack(batch)
+        feed = {"input_ids": ids, "attention_mask": np.ones_like(ids),
+                "token_type_ids": np.zeros_like(ids)}
+        return session.run(None, {name: feed[name] for name in manifest["input_names"]})[0]
+
+    handler = OnnxModelHandlerNumpy(str(bundle / manifest["precisions"][precision]["file"]),
+                                    providers=[CPU], inference_fn=feed_all_inputs,
+                                    max_batch_size=1)
+    start = time.perf_counter()
+    with beam.Pipeline("FnApiRunner") as pipeline:
+        _ = (pipeline | beam.Create(texts) | beam.ParDo(Tokenize()) | RunInference(handler)
+             | beam.Map(lambda result: softmax(result.inference[None, :])))
+    return len(texts) / (time.perf_counter() - start)
+
+
+def dask_worker_peak_mib(client) -> list[float]:
+    return [rss / 1024 for rss in client.run(
+        lambda: resource.getrusage(resource.RUSAGE_SELF).ru_maxrss).values()]
+
+
+def scaling(dump: Path, bundle: Path, rows: int, work: Path) -> dict:
+    """Records/s with 1 and 2 workers on the DirectRunner (multi-process) and the DaskRunner."""
+    from distributed import Client, LocalCluster
+
+    one_thread = ("--ort_threads", "1")
+    results = {}
+    for workers in (1, 2):
+        seconds, peak = run_pipeline(dump, bundle, "int8", work, *one_thread,
+                                     "--direct_running_mode", "multi_processing",
+                                     "--direct_num_workers", str(workers))
+        results[f"direct_{workers}"] = {"records_per_s": rows / seconds, "peak_rss_mib": peak}
+        with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+                          dashboard_address=None) as cluster, Client(cluster) as client:
+            seconds, _ = run_pipeline(dump, bundle, "int8", work, *one_thread, "--runner",
+                                      "DaskRunner", "--dask_client_address",
+                                      cluster.scheduler_address)
+            results[f"dask_{workers}"] = {"records_per_s": rows / seconds,
+                                          "peak_rss_mib": max(dask_worker_peak_mib(client))}
+    for runner in ("direct", "dask"):
+        results[f"{runner}_speedup"] = (results[f"{runner}_2"]["records_per_s"]
+                                        / results[f"{runner}_1"]["records_per_s"])
+    return results
+
+
+def measure(args: argparse.Namespace) -> dict:
+    bundle = Path(args.bundle)
+    manifest = json.loads((bundle / "bundle.json").read_text())
+    model_dir = args.model_dir or manifest["base_model"]
+    precisions = [p for p in ("int8", "fp32") if p in manifest["precisions"]]
+    texts = sst2_sentences(args.rows)
+    results: dict = {"rows": args.rows, "precisions": {}}
+    with tempfile.TemporaryDirectory(prefix="score_benchmark_") as tmp:
+        work = Path(tmp)
+        dump = write_dump(texts, work / "dump.parquet")
+        small = write_dump(texts[:SMALL_ROWS], work / "small.parquet")
+        for precision in precisions:
+            timings = {"raw": [], "big": [], "small": []}
+            peaks = []
+            for repeat in range(args.repeats):
+                print(f"[score_benchmark] {precision} repeat {repeat + 1}/{args.repeats}",
+                      flush=True)
+                timings["raw"].append(raw_ort_rate(bundle, manifest, precision, texts))
+                seconds, peak = run_pipeline(dump, bundle, precision, work)
+                timings["big"].append(seconds)
+                peaks.append(peak)
+                timings["small"].append(run_pipeline(small, bundle, precision, work)[0])
+            big, small_s = statistics.median(timings["big"]), statistics.median(timings["small"])
+            raw = statistics.median(timings["raw"])
+            excluded = (args.rows - SMALL_ROWS) / (big - small_s)
+            results["precisions"][precision] = {
+                "pipeline_included_records_per_s": args.rows / big,
+                "pipeline_excluded_records_per_s": excluded,
+                "raw_ort_records_per_s": raw, "ratio_excluded_to_raw": excluded / raw,
+                "startup_s": small_s - SMALL_ROWS / excluded,
+                "pipeline_peak_rss_mib": max(peaks), "samples": timings}
+        print("[score_benchmark] Hugging Face pipeline", flush=True)
+        results["hf_pipeline_records_per_s"] = hf_pipeline_rate(model_dir, texts,
+                                                                manifest["max_length"])
+        print("[score_benchmark] Beam stock OnnxModelHandlerNumpy", flush=True)
+        results["stock_beam_precision"] = precisions[0]
+        results["stock_beam_records_per_s"] = stock_beam_rate(bundle, manifest, precisions[0],
+                                                              texts)
+        print("[score_benchmark] 1 vs 2 workers", flush=True)
+        results["scaling"] = scaling(dump, bundle, args.rows, work)
+        if args.big_rows:
+            print(f"[score_benchmark] {args.big_rows:,}-row dump", flush=True)
+            big_dump = write_dump(sst2_sentences(args.big_rows), work / "big.parquet")
+            seconds, peak = run_pipeline(big_dump, bundle, "int8", work)
+            results["memory"] = {
+                "big_rows": args.big_rows, "big_peak_rss_mib": peak, "big_seconds": seconds,
+                "rows_peak_rss_mib": results["precisions"]["int8"]["pipeline_peak_rss_mib"],
+                "ratio": peak / results["precisions"]["int8"]["pipeline_peak_rss_mib"]}
+    results["hf_ratio"] = (results["precisions"]["int8"]["pipeline_excluded_records_per_s"]
+                           / results["hf_pipeline_records_per_s"])
+    return results
+
+
+def markdown(results: dict, meta: dict) -> str:
+    lines = [f"# Scoring benchmark ({meta['date']})", "",
+             f"Command: `{meta['command']}`  ", f"Machine: {meta['machine']}  ",
+             f"Bundle: `{meta['bundle']}`; texts: first {results['rows']:,} SST-2 training "
+             f"sentences; medians of {meta['repeats']} runs where repeated.", "",
+             "| contender | precision | records/s | vs raw ORT |", "|---|---|---:|---:|"]
+    for precision, row in results["precisions"].items():
+        raw = row["raw_ort_records_per_s"]
+        lines += [f"| (1) pipeline, start-up excluded | {precision} | "
+                  f"{row['pipeline_excluded_records_per_s']:.0f} | "
+                  f"{row['ratio_excluded_to_raw']:.2f} |",
+                  f"| (1) pipeline, start-up included | {precision} | "
+                  f"{row['pipeline_included_records_per_s']:.0f} | "
+                  f"{row['pipeline_included_records_per_s'] / raw:.2f} |",
+                  f"| (2) raw ONNX Runtime loop (bound) | {precision} | {raw:.0f} | 1.00 |"]
+    int8_raw = results["precisions"]["int8"]["raw_ort_records_per_s"]
+    lines += [f"| (3) Hugging Face pipeline, PyTorch, batch 32 | fp32 (torch) | "
+              f"{results['hf_pipeline_records_per_s']:.0f} | "
+              f"{results['hf_pipeline_records_per_s'] / int8_raw:.2f} (of int8) |",
+              f"| (4) Beam OnnxModelHandlerNumpy, max_batch_size=1 | "
+              f"{results['stock_beam_precision']} | {results['stock_beam_records_per_s']:.0f} | "
+              f"{results['stock_beam_records_per_s'] / int8_raw:.2f} (of int8) |", "",
+              f"Pipeline (int8, start-up excluded) / Hugging Face pipeline: "
+              f"{results['hf_ratio']:.1f}x. Start-up of one run: "
+              + ", ".join(f"{p} {row['startup_s']:.1f} s"
+                          for p, row in results["precisions"].items()) + ".", "",
+              "## Workers (int8, one ONNX Runtime thread per worker)", "",
+              "| runner | 1 worker records/s | 2 workers records/s | speed-up | peak RSS per "
+              "process, 2 workers (MiB) |", "|---|---:|---:|---:|---:|"]
+    scaling_results = results["scaling"]
+    for runner, name in (("direct", "DirectRunner multi_processing"),
+                         ("dask", "DaskRunner, LocalCluster")):
+        lines.append(f"| {name} | {scaling_results[f'{runner}_1']['records_per_s']:.0f} | "
+                     f"{scaling_results[f'{runner}_2']['records_per_s']:.0f} | "
+                     f"{scaling_results[f'{runner}_speedup']:.2f}x | "
+                     f"{scaling_results[f'{runner}_2']['peak_rss_mib']:.0f} |")
+    if "memory" in results:
+        memory = results["memory"]
+        lines += ["", "## Memory (int8, FnApiRunner, peak RSS of the scoring process)", "",
+                  f"{results['rows']:,} rows: {memory['rows_peak_rss_mib']:.0f} MiB; "
+                  f"{memory['big_rows']:,} rows: {memory['big_peak_rss_mib']:.0f} MiB "
+                  f"(ratio {memory['ratio']:.2f}, {memory['big_seconds']:.0f} s)."]
+    lines += ["", "Start-up excluded is the marginal rate between a "
+              f"{SMALL_ROWS}-row and the {results['rows']:,}-row dump; start-up included is "
+              "the whole command (interpreter, checks, model load) over the big dump. "
+              "(4) includes its pipeline start (a few seconds). The machine is shared: other "
+              "jobs ran during the measurement, which is why contenders alternate within each "
+              "repeat.", ""]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--bundle", default="/work/models/bundle-minilm-sst2")
+    parser.add_argument("--model_dir", default=None,
+                        help="model folder for the Hugging Face pipeline "
+                             "(default: the bundle's base_model)")
+    parser.add_argument("--rows", type=int, default=20000)
+    parser.add_argument("--big_rows", type=int, default=200000, help="0 skips the memory run")
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args()
+    started = time.time()
+    results = measure(args)
+    meta = {"command": "nice .venv/bin/python benchmarks/score_benchmark.py "
+                       + " ".join(sys.argv[1:]),
+            "machine": f"{platform.machine()}, {os.cpu_count()} CPUs "
+                       f"({platform.processor() or platform.platform()}), shared",
+            "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+            "bundle": args.bundle, "repeats": args.repeats,
+            "duration_s": round(time.time() - started)}
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "score_benchmark.json").write_text(json.dumps({**meta, **results}, indent=2))
+    (RESULTS / "score_benchmark.md").write_text(markdown(results, meta))
+    print(markdown(results, meta))
+
+
+if __name__ == "__main__":
+    main()
