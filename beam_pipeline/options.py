@@ -29,7 +29,7 @@ class ScoringOptions(PipelineOptions):
     def _add_argparse_args(cls, parser) -> None:
         parser.add_argument("--input", help="Parquet file or glob (local path or gs://...)")
         parser.add_argument("--output", help="prefix of the scored Parquet files "
-                            "(PREFIX-<chunk>.parquet)")
+                            "(PREFIX-part-<chunk>.parquet)")
         parser.add_argument("--model", help="model bundle folder written by sentiment-export")
         parser.add_argument("--text_column", default="text", help="column holding the text")
         parser.add_argument("--id_column", default=None,

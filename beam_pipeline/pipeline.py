@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import os
 import uuid
 from typing import Any, Iterator, Optional, Sequence
 
@@ -78,9 +79,11 @@ def part_pattern(prefix: str) -> str:
 
 
 def match_files(pattern: str) -> list[str]:
-    """Paths matching a glob on any Beam file system, sorted; empty when none match."""
-    return sorted(metadata.path for result in FileSystems.match([pattern])
-                  for metadata in result.metadata_list)
+    """Paths matching a glob on any Beam file system, sorted; empty when none match. Local paths
+    come back absolute, so that ids derived from them do not depend on the working folder."""
+    local = FileSystems.get_scheme(pattern) is None
+    return sorted(os.path.abspath(metadata.path) if local else metadata.path
+                  for result in FileSystems.match([pattern]) for metadata in result.metadata_list)
 
 
 def count_rows(prefix: str) -> int:

@@ -40,7 +40,11 @@ def _help() -> str:
         prog=PROG, description="Score text in Parquet files (or Pub/Sub with --streaming) with "
         "a model bundle. Any Beam pipeline option (--runner, --direct_num_workers, "
         "--setup_file, --project, ...) is accepted too.")
+    from beam_pipeline.streaming import StreamingOptions
+
     ScoringOptions._add_argparse_args(parser)  # pylint: disable=protected-access
+    StreamingOptions._add_argparse_args(  # pylint: disable=protected-access
+        parser.add_argument_group("with --streaming (Pub/Sub in and out)"))
     return parser.format_help()
 
 
