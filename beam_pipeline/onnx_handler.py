@@ -18,7 +18,7 @@ call because variable-length text does not stack):
 - ``precision`` ``auto`` picks fp16 on CUDA and int8 on CPU when the bundle holds them, else fp32.
 - The whole batch is tokenised in one ``encode_batch`` call, rows are sorted by token length and
   split into sub-batches of ``max_batch_size`` rows, each padded only to its own longest row; the
-  results are put back in input order. Logits are divided by the bundle's temperature before the
+  results are put back in input order. On CUDA the session runs through IO binding. Logits are divided by the bundle's temperature before the
   softmax.
 - ``long_text="chunk"`` scores texts longer than ``max_length`` tokens as overlapping windows
   (`tokenizers` overflow with a stride of a quarter window) and averages the windows'
@@ -89,6 +89,7 @@ class ScoringModel:
         self.input_types = {node.name: _NUMPY_TYPES.get(node.type, np.int64)
                             for node in session.get_inputs()}
         self.batch_rows = Metrics.distribution(METRICS_NAMESPACE, "onnx_batch_rows")
+        self.use_io_binding = device == "cuda"
 
     def version(self) -> str:
         """The model version written to each record (sha256 prefix of the ONNX file)."""
@@ -113,6 +114,18 @@ class ScoringModel:
         return {name: arrays[name].astype(self.input_types.get(name, np.int64), copy=False)
                 for name in self.bundle.input_names}
 
+    def _logits(self, feed: dict[str, np.ndarray]) -> np.ndarray:
+        """Logits of one sub-batch. With IO binding (on CUDA) the inputs are placed on the
+        session's device once and only the logits are bound back to host memory."""
+        if not self.use_io_binding:
+            return self.session.run([self.bundle.output_name], feed)[0]
+        binding = self.session.io_binding()
+        for name, array in feed.items():
+            binding.bind_ortvalue_input(name, ort.OrtValue.ortvalue_from_numpy(array, self.device))
+        binding.bind_output(self.bundle.output_name, "cpu")
+        self.session.run_with_iobinding(binding)
+        return binding.copy_outputs_to_cpu()[0]
+
     def _windows(self, texts: Sequence[str]) -> tuple[list[Any], np.ndarray]:
         """Encodings to run, and for each the index of the text it belongs to."""
         encodings = self.tokenizer.encode_batch(list(texts))
@@ -135,8 +148,7 @@ class ScoringModel:
         for start in range(0, len(order), self.max_batch_size):
             rows = order[start:start + self.max_batch_size]
             self.batch_rows.update(len(rows))
-            logits = self.session.run([self.bundle.output_name],
-                                      self._feed([windows[row] for row in rows]))[0]
+            logits = self._logits(self._feed([windows[row] for row in rows]))
             window_probs[rows] = _softmax(logits, self.bundle.temperature)
         if len(windows) == len(texts):
             return window_probs

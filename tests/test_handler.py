@@ -176,3 +176,11 @@ def test_handler_in_run_inference_gives_probabilities_and_model_version(tiny_bun
     with beam.Pipeline("FnApiRunner", options=PipelineOptions(flags=[])) as pipeline:
         results = pipeline | beam.Create(TEXTS) | RunInference(handler)
         assert_that(results, matches_direct_scoring)
+
+
+def test_io_binding_path_gives_the_same_probabilities(tiny_bundle_dir):
+    """The path CUDA sessions take, run here on the CPU provider."""
+    model = load_scoring_model(str(tiny_bundle_dir), precision="fp32", device="cpu")
+    plain = model.predict(TEXTS)
+    model.use_io_binding = True
+    np.testing.assert_allclose(model.predict(TEXTS), plain, atol=1e-6)
