@@ -2,12 +2,13 @@
 
 One design for every runner, the DirectRunner and Beam's DaskRunner included::
 
-    Create(files) -> FlatMap(row groups from each footer) -> Reshuffle
-      -> ParDo(ReadChunks): read a row group in chunks of --chunk_rows rows, validate each row
-           |-- FlatMap(dead_letters) ----------------------> WriteParquetFiles(dead letters)
-      -> FlatMap(scoring_batches)
-      -> RunInference(ChunkModelHandler.with_no_batching()): one chunk is one inference batch
-      -> Map(to_scored_records)                       -> WriteParquetFiles(scored)
+    Create(files) -> FlatMap(list_row_groups: from each footer) -> Reshuffle
+      -> ParDo(ReadChunks): a row group read in chunks of --chunk_rows rows, each row validated
+      |-> FlatMap(dead_letters) --------------------------------> ParDo(WriteParquetFiles) --.
+      '-> FlatMap(scoring_batches)                                                           |
+          -> RunInference(ChunkModelHandler(...).with_no_batching()): a chunk is one batch     |
+          -> ParDo(ToScoredRecords) -----------------------------> ParDo(WriteParquetFiles) --+
+                                                                  Flatten(paths written) <---'
 
 Why this shape:
 
@@ -21,7 +22,9 @@ Why this shape:
 - Beam's Parquet source yields row-group tables without their position in the file, and the
   stable id of a row without an id column is a hash of its file and row number. So files are
   read with pyarrow through Beam's ``FileSystems`` (local, ``gs://``, any Beam file system), one
-  row group at a time and in chunks within it: memory stays bounded by a chunk, never the dump.
+  row group at a time and in chunks within it: on the DirectRunner (and Dataflow) memory stays
+  bounded by a chunk, never the dump. The DaskRunner holds a whole Dask partition's outputs in a
+  list, so there memory grows with the rows per partition (``--dask_partition_size``).
 - Output files are named after their chunk (input file hash, row group, chunk number) and
   written to a temporary name then renamed: a retried chunk overwrites its own file, nothing is
   written twice.
