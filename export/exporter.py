@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import math
 import platform
+import posixpath
 import sys
 import tempfile
 import time
@@ -28,6 +29,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from apache_beam.io.filesystems import FileSystems
+from safetensors import SafetensorError
 
 from beam_pipeline.bundle import (FORMAT_VERSION, MANIFEST_NAME, PRECISIONS, TOKENIZER_NAME,
                                   file_entry)
@@ -44,6 +47,10 @@ VERSIONED_PACKAGES = ("optimum", "optimum-onnx", "onnx", "transformers", "torch"
 
 class ExportError(ValueError):
     """The model folder, the options or the parity check do not allow a bundle to be written."""
+
+
+def _first_line(error: BaseException) -> str:
+    return (str(error).strip().splitlines() or [type(error).__name__])[0]
 
 
 def _print_progress(message: str) -> None:
@@ -161,23 +168,22 @@ def package_versions() -> dict[str, str]:
 
 
 def _prepare_output(output_dir: str) -> None:
-    """Refuses a non-empty folder that is not a bundle; removes an old manifest before rewriting."""
-    from apache_beam.io.filesystems import FileSystems
-
-    manifest = FileSystems.join(output_dir, MANIFEST_NAME)
-    if FileSystems.exists(manifest):
-        FileSystems.delete([manifest])
-        return
-    existing = FileSystems.match([FileSystems.join(output_dir, "*")])[0].metadata_list
-    if existing:
-        raise ExportError(f"{output_dir}: folder is not empty and holds no {MANIFEST_NAME}; "
+    """Empties a folder that holds only bundle files (an earlier export); refuses anything else."""
+    members = {MANIFEST_NAME, TOKENIZER_NAME, *(f"model_{precision}.onnx" for precision in PRECISIONS)}
+    existing = [item.path for item in
+                FileSystems.match([FileSystems.join(output_dir, "*")])[0].metadata_list]
+    foreign = sorted(path for path in existing if posixpath.basename(path) not in members)
+    if foreign:
+        raise ExportError(f"{output_dir}: folder holds files that are not part of a bundle "
+                          f"({', '.join(posixpath.basename(path) for path in foreign[:3])}); "
                           "choose an empty or new --output_dir")
+    manifest = [path for path in existing if posixpath.basename(path) == MANIFEST_NAME]
+    FileSystems.delete(manifest)  # first, so that no manifest ever points at half-written files
+    FileSystems.delete([path for path in existing if path not in manifest])
 
 
 def _publish(source: Path, output_dir: str, name: str) -> dict[str, Any]:
     """Copies one file into the bundle (any Beam file system) and describes what was written."""
-    from apache_beam.io.filesystems import FileSystems
-
     target = FileSystems.join(output_dir, name)
     with source.open("rb") as reader, FileSystems.create(target) as writer:
         while chunk := reader.read(1 << 20):
@@ -200,8 +206,9 @@ def export_bundle(model_dir: str | Path, output_dir: str | Path,
     model_dir, output_dir = Path(model_dir), str(output_dir).rstrip("/")
     precisions = list(dict.fromkeys(precisions))
     unknown = [precision for precision in precisions if precision not in PRECISIONS]
-    if unknown or not precisions:
-        raise ExportError(f"precisions {unknown or precisions} unknown; choose from {list(PRECISIONS)}")
+    if not precisions or unknown:
+        raise ExportError(f"precisions {unknown} unknown; choose from {list(PRECISIONS)}" if unknown
+                          else f"no precision given; choose from {list(PRECISIONS)}")
     if optimization_level not in OPTIMIZATION_LEVELS:
         raise ExportError(f"optimization level {optimization_level!r} unknown; choose from "
                           f"{list(OPTIMIZATION_LEVELS)} (fp16 is its own precision)")
@@ -212,20 +219,27 @@ def export_bundle(model_dir: str | Path, output_dir: str | Path,
 
     from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
 
-    config = AutoConfig.from_pretrained(model_dir)
+    try:
+        config = AutoConfig.from_pretrained(model_dir)
+        tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    except (OSError, ValueError) as error:
+        raise ExportError(f"{model_dir}: cannot load config/tokenizer: {_first_line(error)}") from None
     labels = label_names(config)
     position_limit = getattr(config, "max_position_embeddings", max_length)
     if not 2 <= max_length <= position_limit:
         raise ExportError(f"max_length {max_length} must lie between 2 and the model's "
                           f"max_position_embeddings ({position_limit})")
-    tokenizer = AutoTokenizer.from_pretrained(model_dir)
     if not tokenizer.is_fast:
         raise ExportError(f"{model_dir}: no fast tokenizer (tokenizer.json) can be built; the "
                           "pipeline scores with the `tokenizers` library")
     texts, eval_labels, rows_description = evaluation_rows(eval_dataset, labels, eval_text_column,
                                                            eval_label_column)
     progress(f"loading {model_dir} ({len(labels)} labels: {', '.join(labels)})")
-    model = AutoModelForSequenceClassification.from_pretrained(model_dir, use_safetensors=True).eval()
+    try:
+        model = AutoModelForSequenceClassification.from_pretrained(model_dir,
+                                                                   use_safetensors=True).eval()
+    except (OSError, ValueError, SafetensorError) as error:
+        raise ExportError(f"{model_dir}: cannot load the model: {_first_line(error)}") from None
 
     with tempfile.TemporaryDirectory(prefix="sentiment-export-") as work:
         work_dir = Path(work)
@@ -266,47 +280,80 @@ def export_bundle(model_dir: str | Path, output_dir: str | Path,
                        "wall_time_s": round(time.perf_counter() - started, 2)},
             "versions": package_versions(),
         }
-    from apache_beam.io.filesystems import FileSystems
-
     with FileSystems.create(FileSystems.join(output_dir, MANIFEST_NAME)) as handle:
         handle.write(json.dumps(manifest, indent=2).encode("utf-8"))
     progress(f"done in {time.perf_counter() - started:.1f} s: {output_dir}/{MANIFEST_NAME}")
     return manifest
 
 
+def export_onnx(model: Any, output_dir: Path) -> Path:
+    """Optimum's ONNX export (task text-classification, dynamic batch and sequence axes)."""
+    from optimum.exporters.onnx import onnx_export_from_model
+
+    onnx_export_from_model(model, output_dir, task="text-classification", do_validation=False)
+    return output_dir / "model.onnx"
+
+
+def optimize_onnx(exported: Path, output_dir: Path, optimization_level: str,
+                  fp16: bool = False) -> Path:
+    """Optimum's `ORTOptimizer` at ``optimization_level``; with ``fp16``, for CUDA in float16 with
+    float32/int64 inputs and outputs kept (Optimum converts with ``keep_io_types``)."""
+    from optimum.onnxruntime import ORTOptimizer
+    from optimum.onnxruntime.configuration import AutoOptimizationConfig
+
+    config = AutoOptimizationConfig.with_optimization_level(optimization_level, for_gpu=fp16,
+                                                            fp16=fp16)
+    with parity.quiet_onnxruntime():  # without CUDA, ORT logs an error and optimises on the CPU
+        ORTOptimizer.from_pretrained(exported.parent, file_names=[exported.name]).optimize(
+            config, output_dir)
+    return output_dir / f"{exported.stem}_optimized.onnx"
+
+
+def quantize_int8(exported: Path, output_dir: Path, config_name: str) -> Path:
+    """Optimum's `ORTQuantizer`: dynamic int8 quantisation, per channel, for the named CPU config."""
+    from optimum.onnxruntime import ORTQuantizer
+    from optimum.onnxruntime.configuration import AutoQuantizationConfig
+
+    config = getattr(AutoQuantizationConfig, config_name)(is_static=False, per_channel=True)
+    ORTQuantizer.from_pretrained(exported.parent, file_name=exported.name).quantize(config,
+                                                                                   output_dir)
+    return output_dir / f"{exported.stem}_quantized.onnx"
+
+
+def onnx_input_names(path: Path) -> list[str]:
+    """Graph input names of an ONNX file."""
+    import onnx
+
+    return [node.name for node in onnx.load(str(path), load_external_data=False).graph.input]
+
+
 def _build_onnx_files(model: Any, work_dir: Path, precisions: list[str], optimization_level: str,
                       quantization: str | None,
                       progress: Callable[[str], None]) -> dict[str, tuple[Path, list[str]]]:
     """Exports, optimises and quantises; returns precision -> (ONNX file, its input names)."""
-    import onnx
-    from optimum.exporters.onnx import onnx_export_from_model
-    from optimum.onnxruntime import ORTOptimizer, ORTQuantizer
-    from optimum.onnxruntime.configuration import AutoOptimizationConfig, AutoQuantizationConfig
-
-    exported = work_dir / "exported"
     step = time.perf_counter()
-    onnx_export_from_model(model, exported, task="text-classification", do_validation=False)
+    exported = export_onnx(model, work_dir / "exported")
     progress(f"exported to ONNX with Optimum in {time.perf_counter() - step:.1f} s")
-    files: dict[str, Path] = {}
+    files: dict[str, tuple[Path, list[str]]] = {}
     for precision in precisions:
         step = time.perf_counter()
-        if precision == "int8":
-            config = getattr(AutoQuantizationConfig, quantization)(is_static=False, per_channel=True)
-            ORTQuantizer.from_pretrained(exported, file_name="model.onnx").quantize(
-                config, work_dir / "int8")
-            files[precision] = work_dir / "int8" / "model_quantized.onnx"
-            action = f"quantised to int8 (dynamic, {quantization})"
-        else:
-            fp16 = precision == "fp16"
-            config = AutoOptimizationConfig.with_optimization_level(optimization_level,
-                                                                    for_gpu=fp16, fp16=fp16)
-            with parity.quiet_onnxruntime():
-                ORTOptimizer.from_pretrained(exported).optimize(config, work_dir / precision)
-            files[precision] = work_dir / precision / "model_optimized.onnx"
-            action = f"optimised ({optimization_level}{', for CUDA, float16' if fp16 else ''})"
+        fp16 = precision == "fp16"
+        try:
+            if precision == "int8":
+                path = quantize_int8(exported, work_dir / precision, quantization)
+            else:
+                path = optimize_onnx(exported, work_dir / precision, optimization_level, fp16=fp16)
+        except (NotImplementedError, ValueError, RuntimeError) as error:
+            raise ExportError(f"{precision}: ONNX Runtime/Optimum could not build it: "
+                              f"{_first_line(error)}") from None
+        action = (f"quantised to int8 (dynamic, {quantization})" if precision == "int8" else
+                  f"optimised ({optimization_level}{', for CUDA, float16' if fp16 else ''})")
+        files[precision] = (path, onnx_input_names(path))
         progress(f"{precision}: {action} in {time.perf_counter() - step:.1f} s")
-    return {precision: (path, [node.name for node in onnx.load(str(path)).graph.input])
-            for precision, path in files.items()}
+    if len({tuple(names) for _, names in files.values()}) != 1:
+        inputs = {precision: names for precision, (_, names) in files.items()}
+        raise ExportError(f"the precisions' ONNX files take different inputs: {inputs}")
+    return files
 
 
 def _check_parity(model: Any, files: dict[str, tuple[Path, list[str]]], tokenizer_path: Path,

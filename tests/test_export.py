@@ -191,8 +191,19 @@ def test_cli_refuses_pickled_weights(tiny_model_dir, tmp_path, capsys):
                     "with safetensors")
 
 
+def test_cli_refuses_corrupt_safetensors(tiny_model_dir, tmp_path, capsys):
+    model_dir = shutil.copytree(tiny_model_dir, tmp_path / "model")
+    weights = model_dir / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:1000])
+    status, line = _run_cli(capsys, "--model_dir", str(model_dir), "--output_dir",
+                            str(tmp_path / "b"))
+    assert status == 2
+    assert line.startswith(f"sentiment-export: error: {model_dir}: cannot load the model: ")
+
+
 @pytest.mark.parametrize("extra, expected", [
     (["--precisions", "fp32,int4"], "precisions ['int4'] unknown"),
+    (["--precisions", ","], "no precision given"),
     (["--max_length", "4096"], "max_length 4096 must lie between 2 and the model's"),
     (["--eval_dataset", "/nonexistent/eval.csv"], "--eval_dataset /nonexistent/eval.csv: "),
 ])
@@ -211,18 +222,19 @@ def test_cli_refuses_missing_model_and_non_bundle_output(tiny_model_dir, tmp_pat
     (tmp_path / "busy" / "notes.txt").write_text("mine")
     status, line = _run_cli(capsys, "--model_dir", str(tiny_model_dir), "--output_dir",
                             str(tmp_path / "busy"), "--precisions", "fp32")
-    assert status == 2 and "folder is not empty and holds no bundle.json" in line
+    assert status == 2 and "folder holds files that are not part of a bundle (notes.txt)" in line
     assert (tmp_path / "busy" / "notes.txt").read_text() == "mine"
 
 
 def test_console_script_exports_and_overwrites_a_bundle(tiny_model_dir, tmp_path):
     """The real entry point, run twice into the same folder (a bundle may be rewritten)."""
     command = [sys.executable, "-m", "export", "--model_dir", str(tiny_model_dir),
-               "--output_dir", str(tmp_path / "bundle"), "--precisions", "fp32",
-               "--optimization_level", "O1"]
-    for _ in range(2):
-        done = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=300)
+               "--output_dir", str(tmp_path / "bundle"), "--optimization_level", "O1"]
+    for precisions in ("fp32,int8", "fp32"):
+        done = subprocess.run([*command, "--precisions", precisions], cwd=REPO,
+                              capture_output=True, text=True, timeout=300)
         assert done.returncode == 0, done.stderr
+    assert not (tmp_path / "bundle" / "model_int8.onnx").exists()  # stale file of the first run
     steps = [line for line in done.stderr.splitlines() if line.startswith("[sentiment-export]")]
     assert any("exported to ONNX with Optimum" in step for step in steps)
     assert any("fp32: optimised (O1)" in step for step in steps)
