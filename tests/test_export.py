@@ -226,20 +226,26 @@ def test_cli_refuses_missing_model_and_non_bundle_output(tiny_model_dir, tmp_pat
     assert (tmp_path / "busy" / "notes.txt").read_text() == "mine"
 
 
-def test_console_script_exports_and_overwrites_a_bundle(tiny_model_dir, tmp_path):
-    """The real entry point, run twice into the same folder (a bundle may be rewritten)."""
-    command = [sys.executable, "-m", "export", "--model_dir", str(tiny_model_dir),
-               "--output_dir", str(tmp_path / "bundle"), "--optimization_level", "O1"]
-    for precisions in ("fp32,int8", "fp32"):
-        done = subprocess.run([*command, "--precisions", precisions], cwd=REPO,
-                              capture_output=True, text=True, timeout=300)
-        assert done.returncode == 0, done.stderr
-    assert not (tmp_path / "bundle" / "model_int8.onnx").exists()  # stale file of the first run
+def test_console_script_exports_and_a_rerun_rewrites_the_bundle(tiny_model_dir, tmp_path, capsys):
+    """The real entry point once; then the same folder rewritten with fewer precisions."""
+    output = tmp_path / "bundle"
+    done = subprocess.run([sys.executable, "-m", "export", "--model_dir", str(tiny_model_dir),
+                           "--output_dir", str(output), "--precisions", "fp32,int8",
+                           "--optimization_level", "O1"],
+                          cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
     steps = [line for line in done.stderr.splitlines() if line.startswith("[sentiment-export]")]
-    assert any("exported to ONNX with Optimum" in step for step in steps)
-    assert any("fp32: optimised (O1)" in step for step in steps)
-    assert any("fp32: parity ok" in step for step in steps)
+    for expected in ("exported to ONNX with Optimum", "fp32: optimised (O1)",
+                     "int8: quantised to int8 (dynamic, ", "fp32: parity ok", "int8: parity ok",
+                     "done in "):
+        assert any(expected in step for step in steps), expected
     assert "Traceback" not in done.stderr
-    assert load_bundle(str(tmp_path / "bundle"), "fp32").manifest["export"]["optimization_level"] == "O1"
-    fused = {node.op_type for node in onnx.load(str(tmp_path / "bundle" / "model_fp32.onnx")).graph.node}
+    fused = {node.op_type for node in onnx.load(str(output / "model_fp32.onnx")).graph.node}
     assert "Attention" not in fused  # O1 applies no transformer fusions
+
+    status, _ = _run_cli(capsys, "--model_dir", str(tiny_model_dir), "--output_dir", str(output),
+                         "--precisions", "fp32")
+    assert status == 0
+    assert sorted(path.name for path in output.iterdir()) == ["bundle.json", "model_fp32.onnx",
+                                                              "tokenizer.json"]
+    assert load_bundle(str(output), "fp32").manifest["export"]["optimization_level"] == "O2"
