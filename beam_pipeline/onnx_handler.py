@@ -18,8 +18,8 @@ call because variable-length text does not stack):
 - ``precision`` ``auto`` picks fp16 on CUDA and int8 on CPU when the bundle holds them, else fp32.
 - The whole batch is tokenised in one ``encode_batch`` call, rows are sorted by token length and
   split into sub-batches of ``max_batch_size`` rows, each padded only to its own longest row; the
-  results are put back in input order. On CUDA the session runs through IO binding. Logits are divided by the bundle's temperature before the
-  softmax.
+  results are put back in input order. On CUDA the session runs through IO binding. Logits are
+  divided by the bundle's temperature before the softmax.
 - ``long_text="chunk"`` scores texts longer than ``max_length`` tokens as overlapping windows
   (`tokenizers` overflow with a stride of a quarter window) and averages the windows'
   probabilities weighted by their number of text tokens; ``truncate`` keeps the first window.

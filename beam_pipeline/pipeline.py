@@ -146,8 +146,8 @@ def plan_batch_job(options: ScoringOptions) -> BatchJob:
             raise InputError(f"{part_pattern(prefix)}: output of an earlier run is there; "
                              "choose another prefix or delete those files")
     labels = tuple(manifest["labels"])
-    scored_schema(input_schema, labels)  # refuses input columns named like output columns
-    dead_letter_schema(input_schema)
+    scored_schema(input_schema, labels, options.id_column)  # refuses clashing column names
+    dead_letter_schema(input_schema, options.id_column)
     max_length = options.max_length or int(manifest["max_length"])
     handler = OnnxSentimentModelHandler(
         options.model, precision=options.precision, device=options.device,
@@ -327,9 +327,11 @@ def build_batch_pipeline(pipeline: beam.Pipeline, job: BatchJob) -> beam.PCollec
                     | "Score" >> RunInference(ChunkModelHandler(job.handler).with_no_batching())
                     | "ScoredRecords" >> beam.ParDo(ToScoredRecords(job.labels))
                     | "WriteScored" >> beam.ParDo(WriteParquetFiles(
-                        job.output_prefix, scored_schema(job.input_schema, job.labels))))
+                        job.output_prefix,
+                        scored_schema(job.input_schema, job.labels, job.id_column))))
     dead_letter_files = (read
                          | "DeadLetters" >> beam.FlatMap(dead_letters)
                          | "WriteDeadLetters" >> beam.ParDo(WriteParquetFiles(
-                             job.dead_letter_prefix, dead_letter_schema(job.input_schema))))
+                             job.dead_letter_prefix,
+                             dead_letter_schema(job.input_schema, job.id_column))))
     return (scored_files, dead_letter_files) | "FilesWritten" >> beam.Flatten()

@@ -3,7 +3,8 @@
 A scored record is the input row with these columns added (the input's columns keep their
 names, types and order)::
 
-    id             string     the --id_column value as text, else row_id(source, row_index)
+    id             string     the --id_column value as text, else row_id(source, row_index);
+                              an id column named ``id`` is itself the id (its type kept)
     <input columns>           passed through unchanged
     sentiment      string     label with the highest probability
     score          float32    that probability
@@ -19,7 +20,7 @@ from __future__ import annotations
 
 import datetime
 import hashlib
-from typing import Any, Sequence
+from typing import Any, Optional, Sequence
 
 import numpy as np
 import pyarrow as pa
@@ -37,27 +38,33 @@ def row_id(source: str, row_index: int) -> str:
     return hashlib.sha256(f"{source}#{row_index}".encode("utf-8")).hexdigest()[:20]
 
 
-def _check_no_collision(input_schema: pa.Schema, added: Sequence[str]) -> None:
-    clashes = [name for name in (ID, *added) if name in input_schema.names]
+def _id_and_input_fields(input_schema: pa.Schema, added: Sequence[str],
+                         id_column: Optional[str]) -> list[pa.Field]:
+    """The ``id`` field followed by the input's fields; an input column named ``id`` is allowed
+    only as the id column, and then it is the id (type kept, in its place)."""
+    own_id = id_column == ID
+    clashes = [name for name in ((*added,) if own_id else (ID, *added))
+               if name in input_schema.names]
     if clashes:
         raise InputError(f"input columns {clashes} clash with columns the output adds "
-                         f"({[ID, *added]}); rename them in the input")
+                         f"({[ID, *added]}); rename them in the input"
+                         + (" or pass --id_column id" if clashes[0] == ID else ""))
+    return [*input_schema] if own_id else [pa.field(ID, pa.string()), *input_schema]
 
 
-def scored_schema(input_schema: pa.Schema, labels: Sequence[str]) -> pa.Schema:
+def scored_schema(input_schema: pa.Schema, labels: Sequence[str],
+                  id_column: Optional[str] = None) -> pa.Schema:
     """Arrow schema of scored records for input rows of ``input_schema``."""
-    _check_no_collision(input_schema, ADDED_SCORED)
     probabilities = pa.struct([pa.field(label, pa.float32()) for label in labels])
-    return pa.schema([pa.field(ID, pa.string()), *input_schema,
+    return pa.schema([*_id_and_input_fields(input_schema, ADDED_SCORED, id_column),
                       pa.field("sentiment", pa.string()), pa.field("score", pa.float32()),
                       pa.field("probabilities", probabilities),
                       pa.field("model_version", pa.string()), pa.field("scored_at", TIMESTAMP)])
 
 
-def dead_letter_schema(input_schema: pa.Schema) -> pa.Schema:
+def dead_letter_schema(input_schema: pa.Schema, id_column: Optional[str] = None) -> pa.Schema:
     """Arrow schema of dead-letter records for input rows of ``input_schema``."""
-    _check_no_collision(input_schema, ADDED_DEAD_LETTER)
-    return pa.schema([pa.field(ID, pa.string()), *input_schema,
+    return pa.schema([*_id_and_input_fields(input_schema, ADDED_DEAD_LETTER, id_column),
                       pa.field("reason", pa.string()), pa.field("stage", pa.string())])
 
 
@@ -69,7 +76,8 @@ def utc_now() -> datetime.datetime:
 def scored_record(row: dict[str, Any], record_id: str, probabilities: np.ndarray,
                   labels: Sequence[str], model_version: str,
                   scored_at: datetime.datetime) -> dict[str, Any]:
-    """The output record of one scored row (``probabilities`` in label order)."""
+    """The output record of one scored row (``probabilities`` in label order; a row's own
+    ``id`` column, allowed only as the id column, takes precedence over ``record_id``)."""
     best = int(np.argmax(probabilities))
     return {ID: record_id, **row, "sentiment": labels[best], "score": float(probabilities[best]),
             "probabilities": {label: float(p) for label, p in zip(labels, probabilities)},

@@ -63,7 +63,7 @@ def write_dump(texts: list[str], path: Path) -> Path:
 
 
 def run_command(args: list[str]) -> tuple[float, float]:
-    """Runs a command; returns (wall seconds, peak RSS in MiB of it or any process it waited for)."""
+    """Runs a command; returns (wall seconds, peak RSS in MiB of it or of any process it reaped)."""
     start = time.perf_counter()
     with tempfile.TemporaryFile() as log:
         process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, env=ENV, cwd=ROOT)

@@ -22,7 +22,8 @@ from beam_pipeline.options import ScoringOptions
 from beam_pipeline.pipeline import build_batch_pipeline, plan_batch_job
 from beam_pipeline.run import main
 
-GOOD_TEXTS = [f"review {i}: " + ("a charming , funny film . " if i % 2 else "dull and slow . ") * (i % 5 + 1)
+GOOD_TEXTS = [f"review {i}: "
+              + ("a charming , funny film . " if i % 2 else "dull and slow . ") * (i % 5 + 1)
               for i in range(40)]
 
 
@@ -160,6 +161,17 @@ def test_long_text_chunk_mode_and_character_cap(tiny_bundle_dir, tmp_path):
                                    probabilities, atol=1e-5)
 
 
+def test_an_id_column_named_id_is_the_id_with_its_type(tiny_bundle_dir, tmp_path):
+    pq.write_table(pa.table({"id": pa.array([7, 8, None], pa.int64()),
+                             "text": ["good", "bad", "no id"]}), tmp_path / "ids.parquet")
+    run = score(tiny_bundle_dir, tmp_path / "ids.parquet", tmp_path / "out", "--id_column", "id")
+    assert run.scored.schema.names[:2] == ["id", "text"]
+    assert run.scored.schema.field("id").type == pa.int64()
+    assert sorted(run.scored.column("id").to_pylist()) == [7, 8]
+    assert run.dead.to_pylist() == [{"id": None, "text": "no id", "reason": "missing_id",
+                                     "stage": "validation"}]
+
+
 def comparable(table: pa.Table) -> list[dict]:
     """Rows sorted by id, without the time they were scored."""
     rows = [{k: v for k, v in row.items() if k != "scored_at"} for row in table.to_pylist()]
@@ -204,6 +216,7 @@ def test_command_prints_summary_and_uses_the_id_column(tiny_bundle_dir, review_d
     ({"review": ["x"]}, [], r"{input}: no text column 'text'; its columns are \['review'\]"),
     ({"text": ["x"]}, ["--id_column", "key"], r"no id column 'key'"),
     ({"text": ["x"], "sentiment": ["y"]}, [], r"input columns \['sentiment'\] clash"),
+    ({"text": ["x"], "id": [7]}, [], r"input columns \['id'\] clash .* or pass --id_column id"),
     ({"text": ["x"]}, ["--precision", "fp16", "--model", "{no_fp16}"],
      r"precision 'fp16' not in bundle"),
 ])
