@@ -49,6 +49,7 @@ import dataclasses
 import hashlib
 import json
 import math
+import os
 import posixpath
 from typing import Any
 
@@ -139,6 +140,7 @@ class Bundle:
         return self.model_sha256[:16]
 
     def available_precisions(self) -> list[str]:
+        """The precisions this bundle holds (whichever was selected)."""
         return sorted(self.manifest["precisions"])
 
     def read_model_bytes(self) -> bytes:
@@ -206,7 +208,7 @@ def _is_list_of_str(value: Any) -> bool:
 
 
 def _verified_path(root: str, entry: Any, what: str) -> tuple[str, str]:
-    if not isinstance(entry, dict) or "file" not in entry or "sha256" not in entry:
+    if not isinstance(entry, dict) or "file" not in entry or not isinstance(entry.get("sha256"), str):
         raise BundleError(f"{FileSystems.join(root, MANIFEST_NAME)}: {what} entry needs 'file' "
                           "and 'sha256'")
     path = _safe_member(root, entry["file"], what)
@@ -219,13 +221,14 @@ def _verified_path(root: str, entry: Any, what: str) -> tuple[str, str]:
     return path, actual
 
 
-def load_bundle(root: str, precision: str) -> Bundle:
+def load_bundle(root: str | os.PathLike, precision: str) -> Bundle:
     """Validates the bundle at ``root`` and selects ``precision`` (one of `PRECISIONS`).
 
     Raises `BundleError` for a missing manifest or file, an unknown format version, a path that
     leaves the bundle, a checksum mismatch, or a precision the bundle does not hold.
     """
-    root = root.rstrip("/") if root not in ("/",) else root
+    root = os.fspath(root)
+    root = root.rstrip("/") if root != "/" else root
     manifest = read_manifest(root)
     if precision not in manifest["precisions"]:
         raise BundleError(f"{FileSystems.join(root, MANIFEST_NAME)}: precision {precision!r} not in "

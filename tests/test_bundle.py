@@ -79,6 +79,12 @@ def test_missing_precision_names_what_the_bundle_has(bundle_copy):
         load_bundle(str(bundle_copy), "fp16")
 
 
+def test_entry_without_checksum(bundle_copy):
+    _edit_manifest(bundle_copy, lambda m: m["tokenizer"].update(sha256=None))
+    with pytest.raises(BundleError, match="tokenizer entry needs 'file' and 'sha256'"):
+        load_bundle(bundle_copy, "fp32")  # a Path works as well as a str
+
+
 def test_missing_model_file(bundle_copy):
     (bundle_copy / "model_int8.onnx").unlink()
     with pytest.raises(BundleError, match=re.escape(
