@@ -249,3 +249,16 @@ def test_console_script_exports_and_a_rerun_rewrites_the_bundle(tiny_model_dir, 
     assert sorted(path.name for path in output.iterdir()) == ["bundle.json", "model_fp32.onnx",
                                                               "tokenizer.json"]
     assert load_bundle(str(output), "fp32").manifest["export"]["optimization_level"] == "O2"
+
+
+def test_three_class_model_with_financial_tweets(tiny_model_dir_3class, tmp_path, shared_data):
+    manifest = export_bundle(tiny_model_dir_3class, tmp_path / "bundle", precisions=("fp32",),
+                             eval_dataset=str(shared_data / "financial_tweets"),
+                             progress=lambda message: None)
+    assert manifest["labels"] == ["bearish", "bullish", "neutral"]
+    assert manifest["metrics"]["eval"]["rows"] == 2388
+    assert manifest["precisions"]["fp32"]["parity"]["passed"]
+    bundle = load_bundle(tmp_path / "bundle", "fp32")
+    session = onnxruntime.InferenceSession(bundle.read_model_bytes(),
+                                           providers=["CPUExecutionProvider"])
+    assert session.get_outputs()[0].shape[1] == 3
