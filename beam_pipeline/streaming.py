@@ -110,6 +110,9 @@ class StreamingJob:
 def plan_streaming_job(options: PipelineOptions) -> StreamingJob:
     """Checks the flags and the bundle; raises `InputError` or `BundleError` with one line."""
     scoring, streaming = options.view_as(ScoringOptions), options.view_as(StreamingOptions)
+    if str(options.view_as(StandardOptions).runner).endswith("FnApiRunner"):
+        raise InputError("--streaming does not run on the FnApiRunner (it reads nothing from "
+                         "Pub/Sub); use --runner BundleBasedDirectRunner locally, or Dataflow")
     if bool(streaming.input_subscription) == bool(streaming.input_topic):
         raise InputError("give exactly one of --input_subscription and --input_topic")
     missing = [flag for flag, value in (("--output_topic", streaming.output_topic),

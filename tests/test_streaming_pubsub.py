@@ -173,6 +173,7 @@ def file_records(folder) -> list[dict]:
     ({"output_topic": "topics/x"}, "topic"),
     ({"window_seconds": 0}, "window_seconds"),
     ({"negative_label": "bearish"}, "not one of the model's labels"),
+    ({"runner": "FnApiRunner"}, "does not run on the FnApiRunner"),
 ])
 def test_bad_flags_fail_before_the_run_with_one_line(tiny_bundle_dir, changes, message):
     settings = dict(runner="BundleBasedDirectRunner", model=str(tiny_bundle_dir),
