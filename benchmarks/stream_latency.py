@@ -1,0 +1,294 @@
+"""Streaming benchmark (issue 5): sustained messages/s, publish->scored latency, memory over time.
+
+    .venv/bin/python benchmarks/stream_latency.py --bundle /work/models/bundle-minilm-fintweets
+
+Against a loopback Pub/Sub (Google's emulator when gcloud is on the PATH, else the test double in
+tests/pubsub_server.py), for each offered rate (``--rates``, default 50, 100, 200 messages/s):
+
+1. starts the product command as a subprocess: ``sentiment-score --streaming --runner
+   BundleBasedDirectRunner --precision int8`` reading a subscription, writing scored records,
+   dead letters and aggregates (60 s windows) to topics;
+2. waits until a warm-up message comes out scored (model loaded);
+3. a separate publisher process publishes real financial tweets (../shared/data) as JSON messages
+   at the offered rate for ``--seconds``;
+4. this process pulls the scored topic: latency of a message = publish time of its scored record
+   minus publish time of the input message (both stamped by the Pub/Sub server on this machine);
+   sustained rate = messages scored / (last scored - first published);
+5. samples the pipeline process's resident memory every 2 s (VmRSS, /proc).
+
+Then one long run at ``--memory_rate`` (100/s) for ``--memory_minutes`` (10): peak RSS in the
+first minute and in the last minute. Peer for scale: the same bundle scored directly with ONNX
+Runtime (`load_scoring_model(...).predict`, no Beam, no Pub/Sub) on batches of 10 (one DirectRunner
+Pub/Sub pull) and of 64. Writes benchmarks/results/stream_latency.{md,json}.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import datetime
+import json
+import multiprocessing
+import os
+import platform
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests"))
+sys.path.insert(0, str(ROOT))
+
+from google.cloud import pubsub_v1  # noqa: E402
+
+from pubsub_server import preferred_backend, pubsub_backend  # noqa: E402
+
+TWEETS = ROOT.parent / "shared" / "data" / "financial_tweets" / "train.csv"
+RESULTS = ROOT / "benchmarks" / "results"
+PROJECT = "bench-project"
+GOAL_P99_S = 2.0
+ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1",
+       "TOKENIZERS_PARALLELISM": "false"}
+
+
+def read_tweets() -> list[str]:
+    with open(TWEETS, newline="", encoding="utf-8") as handle:
+        return [row["text"] for row in csv.DictReader(handle)]
+
+
+def rss_bytes(pid: int) -> int:
+    """Resident memory of a process (VmRSS from /proc); the pipeline is one process."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    raise RuntimeError(f"no VmRSS for process {pid}")
+
+
+def publish_at_rate(topic: str, rate: float, seconds: float, run: str, tweets: list[str]) -> None:
+    """Publisher process: ``rate`` messages/s for ``seconds``, on a fixed schedule."""
+    publisher = pubsub_v1.PublisherClient()
+    start = time.monotonic()
+    futures = []
+    for index in range(int(rate * seconds)):
+        delay = start + index / rate - time.monotonic()
+        if delay > 0:
+            time.sleep(delay)
+        fields = {"text": tweets[index % len(tweets)], "id": f"{run}-{index}", "source": "bench"}
+        futures.append(publisher.publish(topic, json.dumps(fields).encode("utf-8"),
+                                         brand=("acme", "globex", "initech")[index % 3]))
+    for future in futures:
+        future.result(timeout=60)
+
+
+class Run:
+    """One pipeline subprocess with its own topics and subscriptions."""
+
+    def __init__(self, name: str, bundle: str):
+        self.name = name
+        self.publisher, self.subscriber = pubsub_v1.PublisherClient(), pubsub_v1.SubscriberClient()
+        self.topics = {kind: self.publisher.create_topic(
+            name=self.publisher.topic_path(PROJECT, f"{name}-{kind}")).name
+            for kind in ("in", "scored", "dead", "aggregates")}
+        self.subscriptions = {}
+        for kind, topic in self.topics.items():
+            self.subscriptions[kind] = self.subscriber.subscription_path(PROJECT,
+                                                                         f"{name}-{kind}-sub")
+            self.subscriber.create_subscription(name=self.subscriptions[kind], topic=topic)
+        self.command = [
+            str(ROOT / ".venv" / "bin" / "sentiment-score"), "--streaming",
+            "--runner", "BundleBasedDirectRunner", "--project", PROJECT,
+            "--input_subscription", self.subscriptions["in"],
+            "--output_topic", self.topics["scored"], "--dead_letter_topic", self.topics["dead"],
+            "--aggregates_topic", self.topics["aggregates"], "--key_attribute", "brand",
+            "--window_seconds", "60", "--model", bundle, "--precision", "int8"]
+        self.log = tempfile.NamedTemporaryFile(prefix=f"stream_latency-{name}-", suffix=".log",
+                                               delete=False)
+        env = {**ENV, "PUBSUB_EMULATOR_HOST": os.environ["PUBSUB_EMULATOR_HOST"]}
+        self.process = subprocess.Popen(self.command, env=env, stdout=self.log,
+                                        stderr=subprocess.STDOUT)
+        self.memory: list[tuple[float, int]] = []
+        self.latencies: dict[str, float] = {}
+        self.scored_at: list[float] = []
+
+    def sample_memory(self, since: float) -> None:
+        self.memory.append((time.monotonic() - since, rss_bytes(self.process.pid)))
+
+    def pull_scored(self, timeout_s: float = 2) -> int:
+        try:
+            response = self.subscriber.pull(subscription=self.subscriptions["scored"],
+                                            max_messages=1000, timeout=timeout_s)
+        except Exception:  # DeadlineExceeded: the emulator holds empty pulls open
+            return 0
+        messages = response.received_messages
+        if messages:
+            self.subscriber.acknowledge(subscription=self.subscriptions["scored"],
+                                        ack_ids=[m.ack_id for m in messages])
+        for received in messages:
+            record = json.loads(received.message.data)
+            published = datetime.datetime.fromisoformat(record["publish_time"])
+            self.latencies[record["id"]] = (received.message.publish_time - published
+                                            ).total_seconds()
+            self.scored_at.append(received.message.publish_time.timestamp())
+        return len(messages)
+
+    def warm_up(self, limit_s: float = 180) -> float:
+        started = time.monotonic()
+        self.publisher.publish(self.topics["in"], json.dumps(
+            {"text": "warming up", "id": "warm-up"}).encode()).result(timeout=30)
+        while "warm-up" not in self.latencies:
+            if time.monotonic() - started > limit_s or self.process.poll() is not None:
+                raise RuntimeError(f"{self.name}: pipeline produced nothing in {limit_s} s; "
+                                   f"its output: {self.log.name}")
+            self.pull_scored()
+        del self.latencies["warm-up"]
+        self.scored_at.clear()
+        return time.monotonic() - started
+
+    def stop(self) -> None:
+        self.process.send_signal(signal.SIGINT)
+        try:
+            self.process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+        self.subscriber.close()
+
+
+def measure(name: str, bundle: str, rate: float, seconds: float, tweets: list[str],
+            drain_s: float = 60) -> dict:
+    """One offered rate: publish, collect, sample memory; the figures of one run."""
+    run = Run(name, bundle)
+    try:
+        warm_up_s = run.warm_up()
+        started = time.monotonic()
+        first_published = time.time()
+        publisher = multiprocessing.get_context("spawn").Process(
+            target=publish_at_rate, args=(run.topics["in"], rate, seconds, name, tweets))
+        publisher.start()
+        expected = int(rate * seconds)
+        next_sample = 0.0
+        while len(run.latencies) < expected and (
+                publisher.is_alive() or time.monotonic() - started < seconds + drain_s):
+            run.pull_scored()
+            if time.monotonic() - started >= next_sample:
+                run.sample_memory(started)
+                next_sample += 2
+        publisher.join()
+    finally:
+        run.stop()
+    latencies = sorted(run.latencies.values())
+    span = (max(run.scored_at) - first_published) if run.scored_at else float("nan")
+
+    def quantile(q: float) -> float:
+        return latencies[min(len(latencies) - 1, int(q * len(latencies)))] if latencies \
+            else float("nan")
+
+    first_minute = [rss for at, rss in run.memory if at <= 60]
+    last_minute = [rss for at, rss in run.memory if at >= run.memory[-1][0] - 60]
+    return {"offered_per_s": rate, "seconds": seconds, "published": expected,
+            "scored": len(latencies), "sustained_per_s": len(latencies) / span,
+            "latency_p50_s": quantile(0.50), "latency_p99_s": quantile(0.99),
+            "latency_max_s": latencies[-1] if latencies else float("nan"),
+            "warm_up_s": warm_up_s,
+            "rss_peak_first_minute_mb": max(first_minute) / 2**20,
+            "rss_peak_last_minute_mb": max(last_minute) / 2**20,
+            "rss_samples": [(round(at, 1), round(rss / 2**20, 1)) for at, rss in run.memory],
+            "command": " ".join(run.command[1:])}
+
+
+def raw_onnx_rate(bundle: str, tweets: list[str], batch: int, repeats: int = 3) -> float:
+    """Peer: records/s of the bundle scored directly (no Beam, no Pub/Sub), median of repeats."""
+    from beam_pipeline.onnx_handler import load_scoring_model
+
+    model = load_scoring_model(bundle, precision="int8", device="cpu")
+    texts = tweets[:640]
+    rates = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        for start in range(0, len(texts), batch):
+            model.predict(texts[start:start + batch])
+        rates.append(len(texts) / (time.perf_counter() - started))
+    return statistics.median(rates)
+
+
+def write_results(results: dict) -> None:
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "stream_latency.json").write_text(json.dumps(results, indent=2) + "\n")
+    lines = [
+        "# Streaming benchmark (issue 5)", "",
+        f"Command: `{results['command']}`  ",
+        f"Date: {results['date']}  ",
+        f"Machine: {results['machine']}  ",
+        f"Pub/Sub: {results['backend']} on 127.0.0.1; bundle `{results['bundle']}` (int8, "
+        "CPU); messages: financial tweets from ../shared/data as JSON  ",
+        f"Pipeline: `sentiment-score {results['rates'][0]['command'] if results['rates'] else ''}`",
+        "",
+        "| offered msg/s | published | scored | sustained msg/s | × offered | p50 latency s | "
+        f"p99 latency s | p99 < {GOAL_P99_S:g} s | peak RSS MB |",
+        "|---:|---:|---:|---:|---:|---:|---:|---|---:|"]
+    for row in results["rates"]:
+        lines.append(
+            f"| {row['offered_per_s']:g} | {row['published']} | {row['scored']} | "
+            f"{row['sustained_per_s']:.1f} | {row['sustained_per_s'] / row['offered_per_s']:.2f} | "
+            f"{row['latency_p50_s']:.2f} | {row['latency_p99_s']:.2f} | "
+            f"{'yes' if row['latency_p99_s'] < GOAL_P99_S else 'no'} | "
+            f"{max(r for _, r in row['rss_samples']):.0f} |")
+    peer = results["raw_onnx_records_per_s"]
+    lines += ["", "Peer, same bundle scored directly with ONNX Runtime (no Beam, no Pub/Sub), "
+              "records/s: " + ", ".join(f"batch {b}: {r:.1f}" for b, r in peer.items()), ""]
+    memory = results.get("memory")
+    if memory:
+        growth = memory["rss_peak_last_minute_mb"] / memory["rss_peak_first_minute_mb"] - 1
+        lines += [
+            f"Memory: {memory['seconds'] / 60:g} min at {memory['offered_per_s']:g} msg/s offered "
+            f"({memory['scored']} of {memory['published']} scored, p99 "
+            f"{memory['latency_p99_s']:.2f} s): peak RSS {memory['rss_peak_first_minute_mb']:.0f} "
+            f"MB in the first minute, {memory['rss_peak_last_minute_mb']:.0f} MB in the last "
+            f"({growth:+.1%}; goal: within ±10%).", ""]
+    lines += ["Latency = publish time of the scored record minus publish time of the input "
+              "message (both from the Pub/Sub server). Sustained = scored / (last scored - first "
+              "published). Each rate is a fresh pipeline process, warmed up with one message.", ""]
+    (RESULTS / "stream_latency.md").write_text("\n".join(lines))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--bundle", default="/work/models/bundle-minilm-fintweets")
+    parser.add_argument("--rates", default="50,100,200")
+    parser.add_argument("--seconds", type=float, default=60, help="publishing time per rate")
+    parser.add_argument("--memory_minutes", type=float, default=10,
+                        help="length of the memory run (0: skip it)")
+    parser.add_argument("--memory_rate", type=float, default=100)
+    parser.add_argument("--backend", default=preferred_backend(), choices=("emulator", "double"))
+    args = parser.parse_args()
+    if not (Path(args.bundle) / "bundle.json").is_file():
+        sys.exit(f"stream_latency: {args.bundle}: no bundle.json; pass --bundle with a bundle "
+                 "written by sentiment-export (int8 MiniLM)")
+    tweets = read_tweets()
+    results = {
+        "command": "python benchmarks/stream_latency.py " + " ".join(sys.argv[1:]),
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} logical CPUs "
+                   f"(shared with other jobs; load average at start "
+                   f"{os.getloadavg()[0]:.1f}), Python {platform.python_version()}",
+        "backend": args.backend, "bundle": args.bundle, "rates": [],
+        "raw_onnx_records_per_s": {batch: raw_onnx_rate(args.bundle, tweets, batch)
+                                   for batch in (10, 64)}}
+    with pubsub_backend(args.backend, PROJECT):
+        for rate in (float(r) for r in args.rates.split(",")):
+            results["rates"].append(measure(f"rate{rate:g}", args.bundle, rate, args.seconds,
+                                            tweets))
+            write_results(results)
+            print(json.dumps({k: v for k, v in results["rates"][-1].items()
+                              if k != "rss_samples"}), flush=True)
+        if args.memory_minutes > 0:
+            results["memory"] = measure("memory", args.bundle, args.memory_rate,
+                                        args.memory_minutes * 60, tweets)
+    write_results(results)
+    print((RESULTS / "stream_latency.md").read_text())
+
+
+if __name__ == "__main__":
+    main()
