@@ -2,7 +2,7 @@
 
 ::
 
-    ReadFromPubSub(subscription or topic, with_attributes)
+    ReadFromPubSub(subscription or topic, with_attributes)  (x --pubsub_readers, flattened)
       -> ParDo(ParseMessages): JSON object, id, created_at -> event time  --> dead letters
       -> RunInference(KeyedModelHandler(StreamingModelHandler))  (the batch handler, kept loaded)
       -> scored records (records.scored_record), re-stamped with their event time
@@ -91,6 +91,9 @@ class StreamingOptions(PipelineOptions):
                             help="alert when a window's negative share exceeds this")
         parser.add_argument("--alert_min_count", default=20, type=int,
                             help="... and it holds at least this many records")
+        parser.add_argument("--pubsub_readers", default=1, type=int,
+                            help="parallel reads of --input_subscription (the DirectRunner pulls "
+                                 "at most 10 messages per read and step)")
         parser.add_argument("--max_batch_duration_secs", default=1, type=int,
                             help="longest time a record waits for its inference batch to fill")
 
@@ -254,11 +257,15 @@ def build_streaming_pipeline(pipeline: beam.Pipeline,
     options.view_as(StandardOptions).streaming = True
     job = plan_streaming_job(options)
     streaming = job.streaming
-    read = ReadFromPubSub(subscription=streaming.input_subscription, with_attributes=True) \
-        if streaming.input_subscription \
-        else ReadFromPubSub(topic=streaming.input_topic, with_attributes=True)
-    parsed = (pipeline
-              | "Read" >> read
+    if streaming.input_subscription:
+        reads = [pipeline | f"Read{index}" >> ReadFromPubSub(
+            subscription=streaming.input_subscription, with_attributes=True)
+            for index in range(streaming.pubsub_readers)]
+    else:
+        reads = [pipeline | "Read" >> ReadFromPubSub(topic=streaming.input_topic,
+                                                     with_attributes=True)]
+    parsed = (reads
+              | "AllMessages" >> beam.Flatten()
               | "Parse" >> beam.ParDo(ParseMessages(job.message_format)).with_outputs(
                   DEAD_LETTER_TAG, main="parsed"))
     scored = (parsed.parsed

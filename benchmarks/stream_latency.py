@@ -86,7 +86,7 @@ def publish_at_rate(topic: str, rate: float, seconds: float, run: str, tweets: l
 class Run:
     """One pipeline subprocess with its own topics and subscriptions."""
 
-    def __init__(self, name: str, bundle: str):
+    def __init__(self, name: str, bundle: str, readers: int):
         self.name = name
         self.publisher, self.subscriber = pubsub_v1.PublisherClient(), pubsub_v1.SubscriberClient()
         self.topics = {kind: self.publisher.create_topic(
@@ -103,7 +103,8 @@ class Run:
             "--input_subscription", self.subscriptions["in"],
             "--output_topic", self.topics["scored"], "--dead_letter_topic", self.topics["dead"],
             "--aggregates_topic", self.topics["aggregates"], "--key_attribute", "brand",
-            "--window_seconds", "60", "--model", bundle, "--precision", "int8"]
+            "--window_seconds", "60", "--model", bundle, "--precision", "int8",
+            "--pubsub_readers", str(readers)]
         self.log = tempfile.NamedTemporaryFile(prefix=f"stream_latency-{name}-", suffix=".log",
                                                delete=False)
         env = {**ENV, "PUBSUB_EMULATOR_HOST": os.environ["PUBSUB_EMULATOR_HOST"]}
@@ -156,10 +157,10 @@ class Run:
         self.subscriber.close()
 
 
-def measure(name: str, bundle: str, rate: float, seconds: float, tweets: list[str],
-            drain_s: float = 60) -> dict:
+def measure(name: str, bundle: str, readers: int, rate: float, seconds: float,
+            tweets: list[str], drain_s: float = 60) -> dict:
     """One offered rate: publish, collect, sample memory; the figures of one run."""
-    run = Run(name, bundle)
+    run = Run(name, bundle, readers)
     try:
         warm_up_s = run.warm_up()
         started = time.monotonic()
@@ -261,6 +262,8 @@ def main() -> None:
     parser.add_argument("--memory_minutes", type=float, default=10,
                         help="length of the memory run (0: skip it)")
     parser.add_argument("--memory_rate", type=float, default=100)
+    parser.add_argument("--pubsub_readers", type=int, default=4,
+                        help="sentiment-score --pubsub_readers (parallel pulls)")
     parser.add_argument("--backend", default=preferred_backend(), choices=("emulator", "double"))
     args = parser.parse_args()
     if not (Path(args.bundle) / "bundle.json").is_file():
@@ -278,14 +281,14 @@ def main() -> None:
                                    for batch in (10, 64)}}
     with pubsub_backend(args.backend, PROJECT):
         for rate in (float(r) for r in args.rates.split(",")):
-            results["rates"].append(measure(f"rate{rate:g}", args.bundle, rate, args.seconds,
-                                            tweets))
+            results["rates"].append(measure(f"rate{rate:g}", args.bundle, args.pubsub_readers,
+                                            rate, args.seconds, tweets))
             write_results(results)
             print(json.dumps({k: v for k, v in results["rates"][-1].items()
                               if k != "rss_samples"}), flush=True)
         if args.memory_minutes > 0:
-            results["memory"] = measure("memory", args.bundle, args.memory_rate,
-                                        args.memory_minutes * 60, tweets)
+            results["memory"] = measure("memory", args.bundle, args.pubsub_readers,
+                                        args.memory_rate, args.memory_minutes * 60, tweets)
     write_results(results)
     print((RESULTS / "stream_latency.md").read_text())
 

@@ -58,7 +58,7 @@ def streaming_options(model: str, topics: dict[str, str], subscription: str,
         dead_letter_topic=topics["dead"], aggregates_topic=topics["aggregates"],
         key_attribute="brand", window_seconds=2, allowed_lateness_seconds=600,
         alert_negative_share=0.0, alert_min_count=1, max_message_bytes=2048,
-        max_batch_duration_secs=1, **extra)
+        max_batch_duration_secs=1, pubsub_readers=2, **extra)
 
 
 def drain(subscriber, subscription: str) -> list:
