@@ -194,7 +194,9 @@ def scaling(dump: Path, bundle: Path, rows: int, work: Path) -> dict:
     return results
 
 
-def measure(args: argparse.Namespace) -> dict:
+def measure(args: argparse.Namespace, save) -> dict:
+    """Runs every section in turn, calling ``save(results)`` after each (a cut-short run keeps
+    what it measured)."""
     bundle = Path(args.bundle)
     manifest = json.loads((bundle / "bundle.json").read_text())
     model_dir = args.model_dir or manifest["base_model"]
@@ -225,6 +227,7 @@ def measure(args: argparse.Namespace) -> dict:
                 "raw_ort_records_per_s": raw, "ratio_excluded_to_raw": excluded / raw,
                 "startup_s": small_s - SMALL_ROWS / excluded,
                 "pipeline_peak_rss_mib": max(peaks), "samples": timings}
+            save(results)
         print("[score_benchmark] Hugging Face pipeline", flush=True)
         peer_texts = texts[:args.peer_rows or args.rows]
         results["peer_rows"] = len(peer_texts)
@@ -234,8 +237,9 @@ def measure(args: argparse.Namespace) -> dict:
         results["stock_beam_precision"] = precisions[0]
         results["stock_beam_records_per_s"] = stock_beam_rate(bundle, manifest, precisions[0],
                                                               peer_texts)
-        print("[score_benchmark] 1 vs 2 workers", flush=True)
-        results["scaling"] = scaling(dump, bundle, args.rows, work)
+        results["hf_ratio"] = (results["precisions"]["int8"]["pipeline_excluded_records_per_s"]
+                               / results["hf_pipeline_records_per_s"])
+        save(results)
         if args.big_rows:
             print(f"[score_benchmark] {args.big_rows:,}-row dump", flush=True)
             big_dump = write_dump(sst2_sentences(args.big_rows), work / "big.parquet")
@@ -244,16 +248,20 @@ def measure(args: argparse.Namespace) -> dict:
                 "big_rows": args.big_rows, "big_peak_rss_mib": peak, "big_seconds": seconds,
                 "rows_peak_rss_mib": results["precisions"]["int8"]["pipeline_peak_rss_mib"],
                 "ratio": peak / results["precisions"]["int8"]["pipeline_peak_rss_mib"]}
-    results["hf_ratio"] = (results["precisions"]["int8"]["pipeline_excluded_records_per_s"]
-                           / results["hf_pipeline_records_per_s"])
+            save(results)
+        print("[score_benchmark] 1 vs 2 workers", flush=True)
+        results["scaling"] = scaling(dump, bundle, args.rows, work)
+        save(results)
     return results
 
 
 def markdown(results: dict, meta: dict) -> str:
+    """The results as a table for people (sections not measured yet are left out)."""
     lines = [f"# Scoring benchmark ({meta['date']})", "",
              f"Command: `{meta['command']}`  ", f"Machine: {meta['machine']}  ",
              f"Bundle: `{meta['bundle']}`; texts: first {results['rows']:,} SST-2 training "
-             f"sentences; medians of {meta['repeats']} runs where repeated.", "",
+             f"sentences; medians of {meta['repeats']} runs where repeated; "
+             f"{meta['duration_s']} s in all{'' if meta['complete'] else ' (cut short)'}.", "",
              "| contender | precision | records/s | vs raw ORT |", "|---|---|---:|---:|"]
     for precision, row in results["precisions"].items():
         raw = row["raw_ort_records_per_s"]
@@ -264,40 +272,44 @@ def markdown(results: dict, meta: dict) -> str:
                   f"{row['pipeline_included_records_per_s']:.0f} | "
                   f"{row['pipeline_included_records_per_s'] / raw:.2f} |",
                   f"| (2) raw ONNX Runtime loop (bound) | {precision} | {raw:.0f} | 1.00 |"]
-    int8_raw = results["precisions"]["int8"]["raw_ort_records_per_s"]
-    lines += [f"| (3) Hugging Face pipeline, PyTorch, batch 32 | fp32 (torch) | "
-              f"{results['hf_pipeline_records_per_s']:.0f} | "
-              f"{results['hf_pipeline_records_per_s'] / int8_raw:.2f} (of int8) |",
-              f"| (4) Beam OnnxModelHandlerNumpy, max_batch_size=1 | "
-              f"{results['stock_beam_precision']} | {results['stock_beam_records_per_s']:.0f} | "
-              f"{results['stock_beam_records_per_s'] / int8_raw:.2f} (of int8) |", "",
-              f"Pipeline (int8, start-up excluded) / Hugging Face pipeline: "
-              f"{results['hf_ratio']:.1f}x. Start-up of one run: "
-              + ", ".join(f"{p} {row['startup_s']:.1f} s"
-                          for p, row in results["precisions"].items()) + ".", "",
-              "## Workers (int8, one ONNX Runtime thread per worker)", "",
-              "| runner | 1 worker records/s | 2 workers records/s | speed-up | peak RSS per "
-              "process, 2 workers (MiB) |", "|---|---:|---:|---:|---:|"]
-    scaling_results = results["scaling"]
-    for runner, name in (("direct", "DirectRunner multi_processing"),
-                         ("dask", "DaskRunner, LocalCluster")):
-        lines.append(f"| {name} | {scaling_results[f'{runner}_1']['records_per_s']:.0f} | "
-                     f"{scaling_results[f'{runner}_2']['records_per_s']:.0f} | "
-                     f"{scaling_results[f'{runner}_speedup']:.2f}x | "
-                     f"{scaling_results[f'{runner}_2']['peak_rss_mib']:.0f} |")
+    if "hf_ratio" in results:
+        int8_raw = results["precisions"]["int8"]["raw_ort_records_per_s"]
+        lines += [f"| (3) Hugging Face pipeline, PyTorch, batch 32 | fp32 (torch) | "
+                  f"{results['hf_pipeline_records_per_s']:.0f} | "
+                  f"{results['hf_pipeline_records_per_s'] / int8_raw:.2f} (of int8) |",
+                  f"| (4) Beam OnnxModelHandlerNumpy, max_batch_size=1 | "
+                  f"{results['stock_beam_precision']} | "
+                  f"{results['stock_beam_records_per_s']:.0f} | "
+                  f"{results['stock_beam_records_per_s'] / int8_raw:.2f} (of int8) |", "",
+                  f"Pipeline (int8, start-up excluded) / Hugging Face pipeline: "
+                  f"{results['hf_ratio']:.1f}x. (3) and (4) ran once over the first "
+                  f"{results['peer_rows']:,} of the same texts; (4) includes its pipeline "
+                  "start (a few seconds)."]
+    lines += ["", "Start-up excluded is the marginal rate between a "
+              f"{SMALL_ROWS}-row and the {results['rows']:,}-row dump; start-up included is "
+              "the whole command (interpreter, checks, model load) over the big dump. Start-up "
+              "of one run: " + ", ".join(f"{p} {row['startup_s']:.1f} s"
+                                         for p, row in results["precisions"].items()) + "."]
     if "memory" in results:
         memory = results["memory"]
         lines += ["", "## Memory (int8, FnApiRunner, peak RSS of the scoring process)", "",
                   f"{results['rows']:,} rows: {memory['rows_peak_rss_mib']:.0f} MiB; "
                   f"{memory['big_rows']:,} rows: {memory['big_peak_rss_mib']:.0f} MiB "
-                  f"(ratio {memory['ratio']:.2f}, {memory['big_seconds']:.0f} s)."]
-    lines += ["", "Start-up excluded is the marginal rate between a "
-              f"{SMALL_ROWS}-row and the {results['rows']:,}-row dump; start-up included is "
-              "the whole command (interpreter, checks, model load) over the big dump. "
-              f"(3) and (4) ran once over the first {results['peer_rows']:,} of the same texts. "
-              "(4) includes its pipeline start (a few seconds). The machine is shared: other "
-              "jobs ran during the measurement, which is why contenders alternate within each "
-              "repeat.", ""]
+                  f"(ratio {memory['ratio']:.2f}; the big run took {memory['big_seconds']:.0f} s)."]
+    if "scaling" in results:
+        lines += ["", "## Workers (int8, one ONNX Runtime thread per worker)", "",
+                  "| runner | 1 worker records/s | 2 workers records/s | speed-up | peak RSS "
+                  "per process, 2 workers (MiB) |", "|---|---:|---:|---:|---:|"]
+        for runner, name in (("direct", "DirectRunner multi_processing"),
+                             ("dask", "DaskRunner, LocalCluster")):
+            row = results["scaling"]
+            lines.append(f"| {name} | {row[f'{runner}_1']['records_per_s']:.0f} | "
+                         f"{row[f'{runner}_2']['records_per_s']:.0f} | "
+                         f"{row[f'{runner}_speedup']:.2f}x | "
+                         f"{row[f'{runner}_2']['peak_rss_mib']:.0f} |")
+    lines += ["", "The machine is shared (other engineers' training and tests ran meanwhile; "
+              f"load average at the end: {meta['load_average']}), which is why contenders "
+              "alternate within each repeat and ratios mean more than absolute rates.", ""]
     return "\n".join(lines)
 
 
@@ -315,19 +327,24 @@ def main() -> None:
                              "(default: all --rows)")
     args = parser.parse_args()
     started = time.time()
-    results = measure(args)
     meta = {"command": "nice .venv/bin/python benchmarks/score_benchmark.py "
                        + " ".join(sys.argv[1:]),
             "machine": f"{platform.machine()}, {os.cpu_count()} CPUs "
                        f"({platform.processor() or platform.platform()}), shared",
-            "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-            "bundle": args.bundle, "repeats": args.repeats,
-            "duration_s": round(time.time() - started)}
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "score_benchmark.json").write_text(json.dumps({**meta, **results}, indent=2))
-    (RESULTS / "score_benchmark.md").write_text(markdown(results, meta))
-    print(markdown(results, meta))
+            "bundle": args.bundle, "repeats": args.repeats, "complete": False}
 
+    def save(results: dict) -> None:
+        meta.update(date=datetime.datetime.now(datetime.timezone.utc)
+                    .strftime("%Y-%m-%d %H:%M UTC"), duration_s=round(time.time() - started),
+                    load_average=" ".join(f"{load:.1f}" for load in os.getloadavg()))
+        RESULTS.mkdir(parents=True, exist_ok=True)
+        (RESULTS / "score_benchmark.json").write_text(json.dumps({**meta, **results}, indent=2))
+        (RESULTS / "score_benchmark.md").write_text(markdown(results, meta))
+
+    results = measure(args, save)
+    meta["complete"] = True
+    save(results)
+    print(markdown(results, meta))
 
 if __name__ == "__main__":
     main()
