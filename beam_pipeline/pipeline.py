@@ -56,7 +56,8 @@ from apache_beam.metrics import Metrics
 from apache_beam.ml.inference.base import ModelHandler, PredictionResult, RunInference
 
 from beam_pipeline.bundle import load_bundle, read_manifest
-from beam_pipeline.onnx_handler import METRICS_NAMESPACE, OnnxSentimentModelHandler, ScoringModel
+from beam_pipeline.onnx_handler import (METRICS_NAMESPACE, OnnxSentimentModelHandler, ScoringModel,
+                                        choose_precision)
 from beam_pipeline.options import ScoringOptions
 from beam_pipeline.records import (dead_letter_record, dead_letter_schema, row_id, scored_record,
                                    scored_schema, utc_now)
@@ -138,8 +139,9 @@ def plan_batch_job(options: ScoringOptions) -> BatchJob:
             raise InputError(f"{path}: its schema {schema.remove_metadata()} differs from "
                              f"{files[0]}'s {input_schema}")
     manifest = read_manifest(options.model)
-    if options.precision != "auto":
-        load_bundle(options.model, options.precision)
+    # checksums of the model file the workers will most likely load (auto: the CPU/CUDA choice)
+    load_bundle(options.model, choose_precision(
+        options.precision, "cuda" if options.device == "cuda" else "cpu", manifest["precisions"]))
     dead_letter_prefix = options.dead_letter or f"{options.output}-dead-letter"
     for prefix in (options.output, dead_letter_prefix):
         if match_files(part_pattern(prefix)):

@@ -212,6 +212,21 @@ def test_command_prints_summary_and_uses_the_id_column(tiny_bundle_dir, review_d
     assert "output of an earlier run is there" in capsys.readouterr().err
 
 
+@pytest.fixture(scope="module")
+def broken_bundles(tiny_bundle_dir, tmp_path_factory) -> dict[str, Path]:
+    """Copies of the tiny bundle: one without fp16, one whose int8 file was cut short."""
+    root = tmp_path_factory.mktemp("broken_bundles")
+    no_fp16, truncated = root / "no_fp16", root / "truncated_int8"
+    shutil.copytree(tiny_bundle_dir, no_fp16)
+    manifest = json.loads((no_fp16 / "bundle.json").read_text())
+    del manifest["precisions"]["fp16"]
+    (no_fp16 / "bundle.json").write_text(json.dumps(manifest))
+    shutil.copytree(tiny_bundle_dir, truncated)
+    int8 = truncated / "model_int8.onnx"
+    int8.write_bytes(int8.read_bytes()[:1000])
+    return {"no_fp16": no_fp16, "truncated": truncated}
+
+
 @pytest.mark.parametrize("columns, flags, message", [
     ({"review": ["x"]}, [], r"{input}: no text column 'text'; its columns are \['review'\]"),
     ({"text": ["x"]}, ["--id_column", "key"], r"no id column 'key'"),
@@ -219,17 +234,14 @@ def test_command_prints_summary_and_uses_the_id_column(tiny_bundle_dir, review_d
     ({"text": ["x"], "id": [7]}, [], r"input columns \['id'\] clash .* or pass --id_column id"),
     ({"text": ["x"]}, ["--precision", "fp16", "--model", "{no_fp16}"],
      r"precision 'fp16' not in bundle"),
+    ({"text": ["x"]}, ["--model", "{truncated}"], r"model_int8\.onnx: sha256 mismatch"),
 ])
-def test_command_refuses_bad_input_with_one_line_before_starting(tiny_bundle_dir, tmp_path, capsys,
-                                                                 columns, flags, message):
-    no_fp16 = tmp_path / "no_fp16"
-    shutil.copytree(tiny_bundle_dir, no_fp16)
-    manifest = json.loads((no_fp16 / "bundle.json").read_text())
-    del manifest["precisions"]["fp16"]
-    (no_fp16 / "bundle.json").write_text(json.dumps(manifest))
+def test_command_refuses_bad_input_with_one_line_before_starting(tiny_bundle_dir, broken_bundles,
+                                                                 tmp_path, capsys, columns, flags,
+                                                                 message):
     input_path = tmp_path / "in.parquet"
     pq.write_table(pa.table(columns), input_path)
-    flags = [flag.format(no_fp16=no_fp16) for flag in flags]
+    flags = [flag.format(**broken_bundles) for flag in flags]
     code = main(["--input", str(input_path), "--output", str(tmp_path / "out"), "--model",
                  str(tiny_bundle_dir), *flags])
     err = capsys.readouterr().err.strip()
