@@ -123,7 +123,7 @@ def write_model_card(output_dir: Path, report: dict[str, Any]) -> None:
         f"validation logits) takes the expected calibration error from "
         f"{calibration['ece_before']:.4f} to {calibration['ece_after']:.4f}. Divide the logits by "
         "it before the softmax.", "",
-        "Confusion matrix: `confusion_matrix.png`; curves: " +
+        "Plots (training curves and the confusion matrix): " +
         ", ".join(f"`{name}`" for name in report["plots"]) +
         f"; wrongly classified validation rows: `{MISCLASSIFIED_NAME}`; "
         f"all numbers: `{REPORT_NAME}`.", "",
