@@ -95,7 +95,11 @@ def test_onnx_files_have_dynamic_axes_fusions_and_the_promised_types(tiny_bundle
             assert [d.dim_param != "" for d in dims] == [True, True], precision
         assert model.graph.output[0].type.tensor_type.elem_type == onnx.TensorProto.FLOAT
     assert "Attention" in {node.op_type for node in models["fp32"].graph.node}
-    assert "MatMulInteger" in {node.op_type for node in models["int8"].graph.node}
+    int8_ops = {node.name: node.op_type for node in models["int8"].graph.node}
+    assert "MatMulInteger" in int8_ops.values()
+    kept = _manifest(tiny_bundle_dir)["export"]["int8_float_nodes"]
+    assert kept == ["/bert/encoder/layer.0/output/dense/MatMul"]  # fed by the first GELU
+    assert int8_ops[kept[0]] == "MatMul"
     fp16_types = {init.data_type for init in models["fp16"].graph.initializer}
     assert onnx.TensorProto.FLOAT16 in fp16_types
     session = onnxruntime.InferenceSession(str(tiny_bundle_dir / "model_fp32.onnx"),
