@@ -7,7 +7,8 @@ Steps, each reported through ``progress``:
 3. ``fp32``: Optimum's `ORTOptimizer` at ``optimization_level`` (BERT attention/LayerNorm/GELU fusions);
 4. ``int8``: Optimum's `ORTQuantizer`, dynamic quantization configured for this CPU's instruction
    set, applied to the plain exported graph (ONNX Runtime's quantizer cannot type the fused
-   contrib ops of the optimised graph);
+   contrib ops of the optimised graph), the first GELU-fed MatMul kept in float32
+   (`first_gelu_projection`);
 5. ``fp16``: the same optimisation for CUDA plus float16 conversion, inputs/outputs kept int64/float32;
 6. parity of every precision against PyTorch (`export.parity`), on the validation rows of
    ``eval_dataset`` or on the built-in probe sentences;
