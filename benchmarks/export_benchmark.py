@@ -84,9 +84,12 @@ def main(argv: list[str] | None = None) -> int:
                         help="rows (from the start of the eval set) in each timed pass")
     parser.add_argument("--threads", type=int, default=2,
                         help="intra-op threads for PyTorch and ONNX Runtime alike")
+    parser.add_argument("--tag", default="",
+                        help="suffix of the results files, e.g. 1thread -> export_benchmark_1thread.md")
     args = parser.parse_args(argv)
     model_dir = Path(args.model_dir)
 
+    load_before = os.getloadavg()[0]
     started = time.perf_counter()
     manifest = export_bundle(model_dir, args.bundle_dir, eval_dataset=args.eval_dataset,
                              allow_parity_failure=True)  # a miss is reported below, not hidden
@@ -140,7 +143,8 @@ def main(argv: list[str] | None = None) -> int:
         "command": command.strip(), "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "machine": {"cpu": cpu_model(), "cpu_count": os.cpu_count(), "threads": args.threads,
                     "python": platform.python_version(), "onnxruntime": onnxruntime.__version__,
-                    "torch": torch.__version__},
+                    "torch": torch.__version__,
+                    "load_average_1min": [round(load_before, 1), round(os.getloadavg()[0], 1)]},
         "model_dir": str(model_dir), "bundle_dir": args.bundle_dir, "eval_rows": rows,
         "batch_size": parity.BATCH_SIZE, "rounds": args.rounds, "timing_rows": timing_rows,
         "export_wall_time_s": round(export_seconds, 1),
@@ -149,8 +153,9 @@ def main(argv: list[str] | None = None) -> int:
         "results": rows_out,
     }
     RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / f"{NAME}.json").write_text(json.dumps(result, indent=2) + "\n")
-    (RESULTS / f"{NAME}.md").write_text(markdown(result))
+    name = f"{NAME}_{args.tag}" if args.tag else NAME
+    (RESULTS / f"{name}.json").write_text(json.dumps(result, indent=2) + "\n")
+    (RESULTS / f"{name}.md").write_text(markdown(result))
     print(markdown(result))
     return 0
 
@@ -164,7 +169,8 @@ def markdown(result: dict) -> str:
         f"Date: {result['date']}  ",
         f"Machine: {machine['cpu']}, {machine['cpu_count']} logical CPUs (shared with other jobs), "
         f"{machine['threads']} intra-op threads for every engine; onnxruntime "
-        f"{machine['onnxruntime']}, torch {machine['torch']}  ",
+        f"{machine['onnxruntime']}, torch {machine['torch']}; 1-minute load average "
+        f"{machine['load_average_1min'][0]} at start, {machine['load_average_1min'][1]} at end  ",
         f"Model: `{result['model_dir']}`; data: {result['eval_rows']}, batches of "
         f"{result['batch_size']} padded to their longest row, tokenised once beforehand "
         "(records/s is model time only)  ",
