@@ -62,18 +62,26 @@ def write_dump(texts: list[str], path: Path) -> Path:
     return path
 
 
+# Peak RSS is read in a small launcher process: a child forked straight from this (large)
+# process would report this process's high-water mark at its exec, not its own.
+RSS_LAUNCHER = ("import resource, subprocess, sys; code = subprocess.call(sys.argv[1:]); "
+                "print('peak_rss_kib', resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss); "
+                "sys.exit(code)")
+
+
 def run_command(args: list[str]) -> tuple[float, float]:
     """Runs a command; returns (wall seconds, peak RSS in MiB of it or of any process it reaped)."""
     start = time.perf_counter()
     with tempfile.TemporaryFile() as log:
-        process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, env=ENV, cwd=ROOT)
-        _, status, usage = os.wait4(process.pid, 0)
+        code = subprocess.call([sys.executable, "-c", RSS_LAUNCHER, *args], stdout=log,
+                               stderr=subprocess.STDOUT, env=ENV, cwd=ROOT)
         seconds = time.perf_counter() - start
-        process.returncode = os.waitstatus_to_exitcode(status)
-        if process.returncode:
-            log.seek(0)
-            sys.exit(f"score_benchmark: {' '.join(args)} failed:\n{log.read().decode()[-3000:]}")
-    return seconds, usage.ru_maxrss / 1024
+        log.seek(0)
+        output = log.read().decode(errors="replace")
+    if code:
+        sys.exit(f"score_benchmark: {' '.join(args)} failed:\n{output[-3000:]}")
+    peak_kib = int(output.rsplit("peak_rss_kib", 1)[1].split()[0])
+    return seconds, peak_kib / 1024
 
 
 def score_command(dump: Path, output: Path, bundle: Path, precision: str, *flags: str) -> list[str]:
