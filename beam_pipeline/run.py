@@ -7,7 +7,8 @@ runs the pipeline on the chosen runner, and prints a summary::
     sentiment-score --input 'reviews/*.parquet' --output out/scored --model bundle/
 
 Runner names: without ``--runner`` the FnApiRunner (Beam's DirectRunner for batch, which honours
-``--direct_running_mode multi_processing --direct_num_workers N``) runs the job;
+``--direct_running_mode multi_processing --direct_num_workers N``) runs a batch job and the
+BundleBasedDirectRunner a ``--streaming`` one;
 ``--runner DaskRunner`` is short for Beam's Dask runner (with ``--dask_client_address``).
 """
 from __future__ import annotations
@@ -32,6 +33,7 @@ from beam_pipeline.validation import InputError
 
 PROG = "sentiment-score"
 DEFAULT_RUNNER = "FnApiRunner"
+DEFAULT_STREAMING_RUNNER = "BundleBasedDirectRunner"  # the FnApiRunner reads nothing from Pub/Sub
 RUNNER_ALIASES = {"DaskRunner": "apache_beam.runners.dask.dask_runner.DaskRunner"}
 
 
@@ -127,7 +129,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     logging.getLogger("beam_pipeline").setLevel(logging.INFO)
     options = PipelineOptions(argv)
     standard = options.view_as(StandardOptions)
-    standard.runner = RUNNER_ALIASES.get(standard.runner, standard.runner) or DEFAULT_RUNNER
+    standard.runner = RUNNER_ALIASES.get(standard.runner, standard.runner) or (
+        DEFAULT_STREAMING_RUNNER if standard.streaming else DEFAULT_RUNNER)
     try:
         if standard.streaming:
             return _run_streaming(options)
