@@ -215,6 +215,15 @@ class OnnxSentimentModelHandler(ModelHandler[str, PredictionResult, ScoringModel
                                max_batch_size=max_batch_size, max_length=max_length,
                                long_text=long_text, intra_op_threads=intra_op_threads)
 
+    @classmethod
+    def from_options(cls, options: Any, max_length: int, **batching_kwargs):
+        """The handler a `ScoringOptions` view describes (bundle, precision, device, batch size,
+        long-text mode, threads), scoring ``max_length`` tokens per row or window."""
+        return cls(options.model, precision=options.precision, device=options.device,
+                   max_batch_size=options.max_batch_size, max_length=max_length,
+                   long_text=options.long_text, intra_op_threads=options.ort_threads,
+                   **batching_kwargs)
+
     def load_model(self) -> ScoringModel:
         """Creates the ONNX Runtime session (once per worker process, or once per worker when
         shared across processes on GPU)."""

@@ -151,10 +151,7 @@ def plan_batch_job(options: ScoringOptions) -> BatchJob:
     scored_schema(input_schema, labels, options.id_column)  # refuses clashing column names
     dead_letter_schema(input_schema, options.id_column)
     max_length = options.max_length or int(manifest["max_length"])
-    handler = OnnxSentimentModelHandler(
-        options.model, precision=options.precision, device=options.device,
-        max_batch_size=options.max_batch_size, max_length=max_length,
-        long_text=options.long_text, intra_op_threads=options.ort_threads)
+    handler = OnnxSentimentModelHandler.from_options(options, max_length)
     return BatchJob(files=tuple(files), input_schema=input_schema, labels=labels,
                     output_prefix=options.output, dead_letter_prefix=dead_letter_prefix,
                     text_column=options.text_column, id_column=options.id_column,

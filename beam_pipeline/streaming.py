@@ -144,11 +144,8 @@ def plan_streaming_job(options: PipelineOptions) -> StreamingJob:
             alert_min_count=streaming.alert_min_count)
     except ValueError as error:
         raise InputError(str(error)) from None
-    handler = StreamingModelHandler(
-        scoring.model, precision=scoring.precision, device=scoring.device,
-        max_batch_size=scoring.max_batch_size, max_length=max_length,
-        long_text=scoring.long_text, intra_op_threads=scoring.ort_threads,
-        max_batch_duration_secs=streaming.max_batch_duration_secs)
+    handler = StreamingModelHandler.from_options(
+        scoring, max_length, max_batch_duration_secs=streaming.max_batch_duration_secs)
     message_format = MessageFormat(
         text_field=streaming.text_field, max_message_bytes=streaming.max_message_bytes,
         max_chars=scoring.max_chars or default_max_chars(max_length))
