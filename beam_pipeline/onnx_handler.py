@@ -23,14 +23,22 @@ call because variable-length text does not stack):
 - ``long_text="chunk"`` scores texts longer than ``max_length`` tokens as overlapping windows
   (`tokenizers` overflow with a stride of a quarter window) and averages the windows'
   probabilities weighted by their number of text tokens; ``truncate`` keeps the first window.
+
+An error ONNX Runtime raises for one sub-batch need not lose the batch: `ScoringModel.predict_rows`
+(used by the batch pipeline; for streaming too) bisects a failing sub-batch down to the rows that
+fail and returns an `InferenceFailure` (error type and first line of its message, never the
+text) for those, probabilities for every other row. Such rows become dead-letter records with
+reason `INFERENCE_ERROR`, stage `INFERENCE_STAGE`. `predict` raises instead.
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
 from typing import Any, Iterable, Optional, Sequence
 
 import numpy as np
 import onnxruntime as ort
+from onnxruntime.capi import onnxruntime_pybind11_state as ort_state
 from apache_beam.metrics import Metrics
 from apache_beam.ml.inference.base import ModelHandler, PredictionResult
 from tokenizers import Tokenizer
@@ -45,6 +53,12 @@ CUDA_PROVIDER = "CUDAExecutionProvider"
 CPU_PROVIDER = "CPUExecutionProvider"
 METRICS_NAMESPACE = "sentiment_scoring"
 _NUMPY_TYPES = {"tensor(int64)": np.int64, "tensor(int32)": np.int32}
+INFERENCE_ERROR = "inference_error"
+INFERENCE_STAGE = "inference"
+# what InferenceSession.run raises when a graph cannot run on given inputs (not a Python bug)
+ORT_RUN_ERRORS = (ort_state.Fail, ort_state.InvalidArgument, ort_state.RuntimeException,
+                  ort_state.EPFail, ort_state.EngineError, ort_state.NotImplemented)
+MAX_ERROR_CHARS = 500
 
 
 def choose_precision(requested: str, device: str, available: Iterable[str]) -> str:
@@ -65,6 +79,23 @@ def _softmax(logits: np.ndarray, temperature: float) -> np.ndarray:
     scaled -= scaled.max(axis=1, keepdims=True)
     exp = np.exp(scaled)
     return (exp / exp.sum(axis=1, keepdims=True)).astype(np.float32)
+
+
+@dataclasses.dataclass(frozen=True)
+class InferenceFailure:
+    """Why ONNX Runtime could not score a row: the error's type and the first line of its message
+    (ONNX Runtime names nodes and shapes there, never input text), cut to `MAX_ERROR_CHARS`."""
+
+    error_type: str
+    first_line: str
+
+    @classmethod
+    def from_error(cls, error: BaseException) -> "InferenceFailure":
+        lines = str(error).strip().splitlines()
+        return cls(type(error).__name__, (lines[0] if lines else "")[:MAX_ERROR_CHARS])
+
+    def __str__(self) -> str:
+        return f"{self.error_type}: {self.first_line}"
 
 
 class ScoringModel:
@@ -139,17 +170,38 @@ class ScoringModel:
         return windows, np.asarray(owners)
 
     def predict(self, texts: Sequence[str]) -> np.ndarray:
-        """Probabilities (rows in the order of ``texts``, columns in label order)."""
+        """Probabilities (rows in the order of ``texts``, columns in label order); raises ONNX
+        Runtime's error when any sub-batch fails (see `predict_rows`)."""
+        return self._predict(texts, failures=None)
+
+    def predict_rows(self, texts: Sequence[str]) -> list[np.ndarray | InferenceFailure]:
+        """One result per text, in order: its probabilities (as `predict` gives them), or an
+        `InferenceFailure` when ONNX Runtime raised for it. A sub-batch that fails is split in
+        halves, recursively, so only the rows that fail on their own are lost (a long text
+        scored as windows fails when any of its windows does)."""
+        failures: dict[int, InferenceFailure] = {}
+        probabilities = self._predict(texts, failures)
+        if failures:
+            LOGGER.warning("ONNX Runtime failed on %d of %d rows: %s", len(failures), len(texts),
+                           "; ".join(sorted({str(failure) for failure in failures.values()})))
+        return [failures.get(index, row) for index, row in enumerate(probabilities)]
+
+    def _predict(self, texts: Sequence[str],
+                 failures: Optional[dict[int, InferenceFailure]]) -> np.ndarray:
+        """Probabilities of ``texts``. With ``failures`` given, failing rows are isolated (see
+        `predict_rows`): their failure is recorded by text index and their row holds NaN."""
         if not texts:
             return np.zeros((0, len(self.bundle.labels)), np.float32)
         windows, owners = self._windows(texts)
         order = np.argsort([len(window.ids) for window in windows], kind="stable")
-        window_probs = np.empty((len(windows), len(self.bundle.labels)), np.float32)
+        window_probs = np.full((len(windows), len(self.bundle.labels)), np.nan, np.float32)
+        window_failures = None if failures is None else {}
         for start in range(0, len(order), self.max_batch_size):
             rows = order[start:start + self.max_batch_size]
             self.batch_rows.update(len(rows))
-            logits = self._logits(self._feed([windows[row] for row in rows]))
-            window_probs[rows] = _softmax(logits, self.bundle.temperature)
+            self._score_windows(windows, rows, window_probs, window_failures)
+        for window, failure in (window_failures or {}).items():
+            failures.setdefault(int(owners[window]), failure)
         if len(windows) == len(texts):
             return window_probs
         weights = np.array([max(1, window.special_tokens_mask.count(0)) for window in windows],
@@ -157,6 +209,24 @@ class ScoringModel:
         totals = np.zeros((len(texts), window_probs.shape[1]), np.float64)
         np.add.at(totals, owners, window_probs * weights[:, None])
         return (totals / np.bincount(owners, weights)[:, None]).astype(np.float32)
+
+    def _score_windows(self, windows: Sequence[Any], rows: np.ndarray, out: np.ndarray,
+                       failures: Optional[dict[int, InferenceFailure]]) -> None:
+        """Writes the probabilities of ``windows[rows]`` into ``out[rows]``; on an ONNX Runtime
+        error raises, or with ``failures`` bisects and records the rows failing alone."""
+        try:
+            logits = self._logits(self._feed([windows[row] for row in rows]))
+        except ORT_RUN_ERRORS as error:
+            if failures is None:
+                raise
+            if len(rows) == 1:
+                failures[int(rows[0])] = InferenceFailure.from_error(error)
+                return
+            half = len(rows) // 2
+            self._score_windows(windows, rows[:half], out, failures)
+            self._score_windows(windows, rows[half:], out, failures)
+            return
+        out[rows] = _softmax(logits, self.bundle.temperature)
 
 
 def _session(bundle: Bundle, providers: list[str], intra_op_threads: int) -> ort.InferenceSession:

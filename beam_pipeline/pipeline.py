@@ -4,11 +4,11 @@ One design for every runner, the DirectRunner and Beam's DaskRunner included::
 
     Create(files) -> FlatMap(list_row_groups: from each footer) -> Reshuffle
       -> ParDo(ReadChunks): a row group read in chunks of --chunk_rows rows, each row validated
-      |-> FlatMap(dead_letters) --------------------------------> ParDo(WriteParquetFiles) --.
-      '-> FlatMap(scoring_batches)                                                           |
-          -> RunInference(ChunkModelHandler(...).with_no_batching()): a chunk is one batch     |
-          -> ParDo(ToScoredRecords) -----------------------------> ParDo(WriteParquetFiles) --+
-                                                                  Flatten(paths written) <---'
+      -> RunInference(ChunkModelHandler(...).with_no_batching()): a chunk is one batch
+      -> ParDo(ToChunkRecords): scored records, and dead letters (validation and inference)
+      |-> FlatMap(scored_records) ---------------------------> ParDo(WriteParquetFiles) --.
+      '-> FlatMap(dead_letter_records) ----------------------> ParDo(WriteParquetFiles) --+
+                                                               Flatten(paths written) <---'
 
 Why this shape:
 
@@ -31,7 +31,12 @@ Why this shape:
 - The DaskRunner computes only the last step of the pipeline (and what it depends on), so both
   branches end in one Flatten of the written file paths.
 - The DaskRunner hands every output of a multi-output ParDo to every consumer, so nothing here
-  uses tagged outputs: a chunk carries its dead letters, and two FlatMaps split them off.
+  uses tagged outputs: a chunk carries its dead letters through scoring, and two FlatMaps split
+  them off at the end.
+- An error ONNX Runtime raises while scoring a chunk loses no row: `ScoringModel.predict_rows`
+  bisects the failing sub-batch, the rows that fail alone become dead letters (reason
+  ``inference_error``, stage ``inference``, the error's type and first line in ``error``), the
+  rest are scored.
 - Each chunk is sorted by token length inside the handler, so a chunk of 4,096 rows gives
   sub-batches with little padding.
 
@@ -56,7 +61,8 @@ from apache_beam.metrics import Metrics
 from apache_beam.ml.inference.base import ModelHandler, PredictionResult, RunInference
 
 from beam_pipeline.bundle import load_bundle, read_manifest
-from beam_pipeline.onnx_handler import (METRICS_NAMESPACE, OnnxSentimentModelHandler, ScoringModel,
+from beam_pipeline.onnx_handler import (INFERENCE_ERROR, INFERENCE_STAGE, METRICS_NAMESPACE,
+                                        InferenceFailure, OnnxSentimentModelHandler, ScoringModel,
                                         choose_precision)
 from beam_pipeline.options import ScoringOptions
 from beam_pipeline.records import (dead_letter_record, dead_letter_schema, row_id, scored_record,
@@ -179,16 +185,31 @@ class Chunk:
     dead_letters: list[dict[str, Any]] = dataclasses.field(default_factory=list)
 
 
-def scoring_batches(chunk: Chunk) -> Iterator[list[Chunk]]:
-    """The chunk as a ready inference batch, when it holds scorable rows."""
-    if chunk.texts:
-        yield [dataclasses.replace(chunk, dead_letters=[])]
+@dataclasses.dataclass
+class ChunkRecords:
+    """A scored chunk's output: scored records and dead-letter records, written as one file
+    each (named after the chunk)."""
+
+    name: str
+    scored: list[dict[str, Any]]
+    dead_letters: list[dict[str, Any]]
 
 
-def dead_letters(chunk: Chunk) -> Iterator[tuple[str, list[dict[str, Any]]]]:
+def as_inference_batch(chunk: Chunk) -> list[Chunk]:
+    """The chunk as a ready inference batch (RunInference ``with_no_batching``)."""
+    return [chunk]
+
+
+def scored_records(records: ChunkRecords) -> Iterator[tuple[str, list[dict[str, Any]]]]:
+    """``(chunk name, scored records)``, when the chunk scored rows."""
+    if records.scored:
+        yield records.name, records.scored
+
+
+def dead_letter_records(records: ChunkRecords) -> Iterator[tuple[str, list[dict[str, Any]]]]:
     """``(chunk name, dead-letter records)``, when the chunk rejected rows."""
-    if chunk.dead_letters:
-        yield chunk.name, chunk.dead_letters
+    if records.dead_letters:
+        yield records.name, records.dead_letters
 
 
 def list_row_groups(path: str) -> Iterator[RowGroup]:
@@ -247,8 +268,9 @@ class ReadChunks(beam.DoFn):
 
 class ChunkModelHandler(ModelHandler[Chunk, PredictionResult, ScoringModel]):
     """Scores whole chunks with an `OnnxSentimentModelHandler`'s model: one `PredictionResult`
-    per chunk (``inference`` holds one probability row per chunk row). Use it with
-    ``with_no_batching()``: chunks are formed while reading, not by ``BatchElements``."""
+    per chunk (``inference`` holds, per chunk row, its probabilities or its `InferenceFailure`;
+    see `ScoringModel.predict_rows`). Use it with ``with_no_batching()``: chunks are formed while
+    reading, not by ``BatchElements``."""
 
     def __init__(self, base: OnnxSentimentModelHandler):
         super().__init__()
@@ -260,7 +282,7 @@ class ChunkModelHandler(ModelHandler[Chunk, PredictionResult, ScoringModel]):
     def run_inference(self, batch: Sequence[Chunk], model: ScoringModel,
                       inference_args: Optional[dict[str, Any]] = None) -> list[PredictionResult]:
         version = model.version()
-        return [PredictionResult(example=chunk, inference=model.predict(chunk.texts),
+        return [PredictionResult(example=chunk, inference=model.predict_rows(chunk.texts),
                                  model_id=version) for chunk in batch]
 
     def get_num_bytes(self, batch: Sequence[Chunk]) -> int:
@@ -276,21 +298,28 @@ class ChunkModelHandler(ModelHandler[Chunk, PredictionResult, ScoringModel]):
         return self._base.model_copies()
 
 
-class ToScoredRecords(beam.DoFn):
-    """Turns a scored chunk into ``(chunk name, scored records)``."""
+class ToChunkRecords(beam.DoFn):
+    """Turns a scored chunk into its `ChunkRecords`: a scored record per scored row, a
+    dead-letter record per row rejected while reading or failing in ONNX Runtime."""
 
     def __init__(self, labels: Sequence[str]):
         self._labels = list(labels)
         self._scored = Metrics.counter(METRICS_NAMESPACE, "rows_scored")
+        self._failed = Metrics.counter(METRICS_NAMESPACE, f"dead_lettered_{INFERENCE_ERROR}")
 
     def process(self, result: PredictionResult):
         chunk, scored_at = result.example, utc_now()
-        records = [scored_record(row, record_id, probabilities, self._labels, result.model_id,
-                                 scored_at)
-                   for row, record_id, probabilities in zip(chunk.rows, chunk.ids,
-                                                            result.inference)]
-        self._scored.inc(len(records))
-        yield chunk.name, records
+        scored, dead = [], list(chunk.dead_letters)
+        for row, record_id, outcome in zip(chunk.rows, chunk.ids, result.inference):
+            if isinstance(outcome, InferenceFailure):
+                dead.append(dead_letter_record(row, record_id, INFERENCE_ERROR, INFERENCE_STAGE,
+                                               str(outcome)))
+            else:
+                scored.append(scored_record(row, record_id, outcome, self._labels,
+                                            result.model_id, scored_at))
+        self._scored.inc(len(scored))
+        self._failed.inc(len(dead) - len(chunk.dead_letters))
+        yield ChunkRecords(chunk.name, scored, dead)
 
 
 class WriteParquetFiles(beam.DoFn):
@@ -316,20 +345,21 @@ def build_batch_pipeline(pipeline: beam.Pipeline, job: BatchJob) -> beam.PCollec
     """Adds the batch scoring steps for ``job`` (see `plan_batch_job`) to ``pipeline``; returns
     the paths of all files written. Apply nothing after it: the DaskRunner computes only the
     last step added and what it depends on."""
-    read = (pipeline
-            | "InputFiles" >> beam.Create(list(job.files))
-            | "RowGroups" >> beam.FlatMap(list_row_groups)
-            | "SpreadRowGroups" >> beam.Reshuffle()
-            | "ReadAndValidate" >> beam.ParDo(ReadChunks(job)))
-    scored_files = (read
-                    | "ScoringBatches" >> beam.FlatMap(scoring_batches)
-                    | "Score" >> RunInference(ChunkModelHandler(job.handler).with_no_batching())
-                    | "ScoredRecords" >> beam.ParDo(ToScoredRecords(job.labels))
+    records = (pipeline
+               | "InputFiles" >> beam.Create(list(job.files))
+               | "RowGroups" >> beam.FlatMap(list_row_groups)
+               | "SpreadRowGroups" >> beam.Reshuffle()
+               | "ReadAndValidate" >> beam.ParDo(ReadChunks(job))
+               | "InferenceBatches" >> beam.Map(as_inference_batch)
+               | "Score" >> RunInference(ChunkModelHandler(job.handler).with_no_batching())
+               | "ChunkRecords" >> beam.ParDo(ToChunkRecords(job.labels)))
+    scored_files = (records
+                    | "ScoredRecords" >> beam.FlatMap(scored_records)
                     | "WriteScored" >> beam.ParDo(WriteParquetFiles(
                         job.output_prefix,
                         scored_schema(job.input_schema, job.labels, job.id_column))))
-    dead_letter_files = (read
-                         | "DeadLetters" >> beam.FlatMap(dead_letters)
+    dead_letter_files = (records
+                         | "DeadLetters" >> beam.FlatMap(dead_letter_records)
                          | "WriteDeadLetters" >> beam.ParDo(WriteParquetFiles(
                              job.dead_letter_prefix,
                              dead_letter_schema(job.input_schema, job.id_column))))

@@ -12,9 +12,10 @@ names, types and order)::
     model_version  string     sha256 prefix of the ONNX file that scored (Bundle.model_version)
     scored_at      timestamp[us, UTC]
 
-A dead-letter record is ``id``, the original columns, ``reason`` (see validation.REASONS) and
-``stage`` (where it was rejected). Both are plain dicts, so the streaming pipeline can reuse
-`scored_record` and `dead_letter_record` with rows parsed from messages.
+A dead-letter record is ``id``, the original columns, ``reason`` (validation.REASONS, or
+onnx_handler.INFERENCE_ERROR), ``stage`` (where it was rejected) and ``error`` (for an inference
+error: the error's type and the first line of its message; else null). Both are plain dicts, so
+the streaming pipeline can reuse `scored_record` and `dead_letter_record` with rows parsed from messages.
 """
 from __future__ import annotations
 
@@ -29,7 +30,7 @@ from beam_pipeline.validation import InputError
 
 ID = "id"
 ADDED_SCORED = ("sentiment", "score", "probabilities", "model_version", "scored_at")
-ADDED_DEAD_LETTER = ("reason", "stage")
+ADDED_DEAD_LETTER = ("reason", "stage", "error")
 TIMESTAMP = pa.timestamp("us", tz="UTC")
 
 
@@ -65,7 +66,8 @@ def scored_schema(input_schema: pa.Schema, labels: Sequence[str],
 def dead_letter_schema(input_schema: pa.Schema, id_column: Optional[str] = None) -> pa.Schema:
     """Arrow schema of dead-letter records for input rows of ``input_schema``."""
     return pa.schema([*_id_and_input_fields(input_schema, ADDED_DEAD_LETTER, id_column),
-                      pa.field("reason", pa.string()), pa.field("stage", pa.string())])
+                      pa.field("reason", pa.string()), pa.field("stage", pa.string()),
+                      pa.field("error", pa.string())])
 
 
 def utc_now() -> datetime.datetime:
@@ -84,7 +86,11 @@ def scored_record(row: dict[str, Any], record_id: str, probabilities: np.ndarray
             "model_version": model_version, "scored_at": scored_at}
 
 
-def dead_letter_record(row: dict[str, Any], record_id: str | None, reason: str,
-                       stage: str) -> dict[str, Any]:
-    """The dead-letter record of one rejected row, keeping the row as it was read."""
-    return {ID: record_id, **row, "reason": reason, "stage": stage}
+def dead_letter_record(row: dict[str, Any], record_id: str | None, reason: str, stage: str,
+                       error: Optional[str] = None) -> dict[str, Any]:
+    """The dead-letter record of one rejected row, keeping the row as it was read; ``error``
+    (what went wrong, without the row's text) is added only when given."""
+    record = {ID: record_id, **row, "reason": reason, "stage": stage}
+    if error is not None:
+        record["error"] = error
+    return record

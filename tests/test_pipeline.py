@@ -117,7 +117,7 @@ def test_end_to_end_schema_pass_through_ids_probabilities_and_counts(tiny_bundle
     totals = counters(run.result)
     assert {name: totals[name] for name in totals if name.startswith(("rows_", "dead_"))} == {
         "rows_read": 43, "rows_scored": 40, "dead_lettered_null_text": 1,
-        "dead_lettered_empty_text": 2}
+        "dead_lettered_empty_text": 2, "dead_lettered_inference_error": 0}
     assert totals["num_inferences"] == 9  # chunks of <= 7 rows within row groups of 10
 
 
@@ -169,7 +169,7 @@ def test_an_id_column_named_id_is_the_id_with_its_type(tiny_bundle_dir, tmp_path
     assert run.scored.schema.field("id").type == pa.int64()
     assert sorted(run.scored.column("id").to_pylist()) == [7, 8]
     assert run.dead.to_pylist() == [{"id": None, "text": "no id", "reason": "missing_id",
-                                     "stage": "validation"}]
+                                     "stage": "validation", "error": None}]
 
 
 def comparable(table: pa.Table) -> list[dict]:
