@@ -4,7 +4,8 @@
 
     ReadFromPubSub(subscription or topic, with_attributes)  (x --pubsub_readers, flattened)
       -> ParDo(ParseMessages): JSON object, id, created_at -> event time  --> dead letters
-      -> RunInference(KeyedModelHandler(StreamingModelHandler))  (the batch handler, kept loaded)
+      -> RunInference(KeyedModelHandler(StreamingModelHandler))  (the batch handler, kept loaded;
+                                                 hot-swapped with --model_watch)
       -> scored records (records.scored_record), re-stamped with their event time
            |-> WriteToPubSub(--output_topic)            JSON, input attributes kept
            |-> windowed JSON-lines files                (--output_files)
@@ -24,10 +25,7 @@ aggregates and the files (counted in ``streaming/records_too_late``).
 """
 from __future__ import annotations
 
-import collections
 import dataclasses
-import json
-import threading
 import uuid
 from typing import Any, Iterator, Optional
 
@@ -39,13 +37,15 @@ from apache_beam.ml.inference.base import KeyedModelHandler, PredictionResult, R
 from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
 from apache_beam.transforms import trigger, window
 
-from beam_pipeline.bundle import read_manifest
-from beam_pipeline.onnx_handler import OnnxSentimentModelHandler, ScoringModel
+from beam_pipeline.bundle import load_bundle, read_manifest
+from beam_pipeline.onnx_handler import choose_precision
 from beam_pipeline.options import ScoringOptions
 from beam_pipeline.records import scored_record, utc_now
 from beam_pipeline.streaming_messages import (DEAD_LETTER_TAG, DEFAULT_MAX_MESSAGE_BYTES,
                                               MessageFormat, ParsedMessage, ParseMessages,
                                               to_json_bytes, to_pubsub_message)
+from beam_pipeline.streaming_models import (DEFAULT_WATCH_INTERVAL_S, StreamingModelHandler,
+                                            watched_manifests)
 from beam_pipeline.streaming_monitoring import MonitorConfig, MonitorSentiment
 from beam_pipeline.validation import InputError, default_max_chars
 
@@ -96,6 +96,12 @@ class StreamingOptions(PipelineOptions):
                                  "at most 10 messages per read and step)")
         parser.add_argument("--max_batch_duration_secs", default=1, type=int,
                             help="longest time a record waits for its inference batch to fill")
+        parser.add_argument("--model_watch", default=None,
+                            help="glob of bundle folders: a bundle written there later (its "
+                                 "bundle.json last) is verified and scores from then on, "
+                                 "without a restart; a bad one is refused and logged")
+        parser.add_argument("--model_watch_interval_s", default=DEFAULT_WATCH_INTERVAL_S,
+                            type=float, help="how often --model_watch looks for a new bundle")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -132,6 +138,11 @@ def plan_streaming_job(options: PipelineOptions) -> StreamingJob:
     except ValueError as error:
         raise InputError(str(error)) from None
     manifest = read_manifest(scoring.model)
+    # checksums of the model file the workers will most likely load (auto: the CPU/CUDA choice)
+    load_bundle(scoring.model, choose_precision(
+        scoring.precision, "cuda" if scoring.device == "cuda" else "cpu", manifest["precisions"]))
+    if streaming.model_watch:
+        watched_manifests(streaming.model_watch)  # an unknown file system fails here
     labels = tuple(manifest["labels"])
     max_length = scoring.max_length or int(manifest["max_length"])
     try:
@@ -144,36 +155,16 @@ def plan_streaming_job(options: PipelineOptions) -> StreamingJob:
             alert_min_count=streaming.alert_min_count)
     except ValueError as error:
         raise InputError(str(error)) from None
+    if streaming.model_watch_interval_s <= 0:
+        raise InputError("--model_watch_interval_s must be positive")
     handler = StreamingModelHandler.from_options(
-        scoring, max_length, max_batch_duration_secs=streaming.max_batch_duration_secs)
+        scoring, scoring.max_length, max_batch_duration_secs=streaming.max_batch_duration_secs,
+        model_watch=streaming.model_watch,
+        model_watch_interval_s=streaming.model_watch_interval_s)
     message_format = MessageFormat(
         text_field=streaming.text_field, max_message_bytes=streaming.max_message_bytes,
         max_chars=scoring.max_chars or default_max_chars(max_length))
     return StreamingJob(scoring, streaming, labels, message_format, monitor, handler)
-
-
-class StreamingModelHandler(OnnxSentimentModelHandler):
-    """The batch pipeline's handler whose loaded model stays alive in the process between
-    bundles: Beam's DirectRunner builds a new RunInference DoFn for every streaming bundle (one
-    Pub/Sub pull, at most 10 messages), and a model shared only weakly was loaded again every few
-    messages. The `MODELS_KEPT` most recently used models are kept."""
-
-    MODELS_KEPT = 2
-    _loaded: collections.OrderedDict[str, ScoringModel] = collections.OrderedDict()
-    _lock = threading.Lock()
-
-    def load_model(self) -> ScoringModel:
-        key = json.dumps(self._load_args, sort_keys=True)
-        with self._lock:
-            if key in self._loaded:
-                self._loaded.move_to_end(key)
-                return self._loaded[key]
-        model = super().load_model()
-        with self._lock:
-            self._loaded[key] = model
-            while len(self._loaded) > self.MODELS_KEPT:
-                self._loaded.popitem(last=False)
-        return model
 
 
 class ToScoredRecord(beam.DoFn):

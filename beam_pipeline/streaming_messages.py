@@ -13,7 +13,9 @@ A message's data is a UTF-8 JSON object such as::
 * every other field is passed through, and the message attributes are kept in ``attributes``.
 
 The row handed to `records.scored_record` / `records.dead_letter_record` is the JSON object
-without ``id``, plus ``attributes`` and ``publish_time``. Rejected messages become dead-letter
+without ``id``, plus ``attributes``, ``publish_time`` and ``message_id`` (the Pub/Sub message id:
+a message delivered twice, which Pub/Sub's at-least-once delivery allows, gives two records with
+the same ``message_id``, so consumers can de-duplicate on it). Rejected messages become dead-letter
 records with one of `PARSE_REASONS` (stage ``parse``) or a `validation.REASONS` code (stage
 ``validation``). A payload that cannot be read as a JSON object is kept as ``payload_base64``
 (only when within the size cap) and ``payload_bytes``. Log lines name message ids and reasons,
@@ -41,8 +43,10 @@ LOGGER = logging.getLogger(__name__)
 PARSE_STAGE = "parse"
 DEAD_LETTER_TAG = "dead_letter"
 DEFAULT_MAX_MESSAGE_BYTES = 64 * 1024
-ATTRIBUTES, PUBLISH_TIME, CREATED_AT = "attributes", "publish_time", "created_at"
-RESERVED_FIELDS = (*ADDED_SCORED, ATTRIBUTES, PUBLISH_TIME)
+ATTRIBUTES, PUBLISH_TIME, MESSAGE_ID = "attributes", "publish_time", "message_id"
+CREATED_AT = "created_at"
+MESSAGE_FIELDS = (ATTRIBUTES, PUBLISH_TIME, MESSAGE_ID)
+RESERVED_FIELDS = (*ADDED_SCORED, *MESSAGE_FIELDS)
 
 TOO_LARGE = "too_large"
 NOT_JSON = "not_json"
@@ -107,7 +111,8 @@ def _record_id(fields: dict[str, Any], message: PubsubMessage) -> str:
 
 def _message_row(message: PubsubMessage) -> dict[str, Any]:
     publish_time = message.publish_time.isoformat() if message.publish_time else None
-    return {ATTRIBUTES: dict(message.attributes or {}), PUBLISH_TIME: publish_time}
+    return {ATTRIBUTES: dict(message.attributes or {}), PUBLISH_TIME: publish_time,
+            MESSAGE_ID: message.message_id}
 
 
 def parse_message(message: PubsubMessage, message_format: MessageFormat) -> ParsedMessage:
@@ -147,7 +152,7 @@ def rejected_record(message: PubsubMessage, rejection: Rejected,
     if rejection.reason != TOO_LARGE and isinstance(fields, dict):
         record_id = fields.get(ID) if isinstance(fields.get(ID), (str, int)) else None
         row = {name: value for name, value in fields.items()
-               if name not in (ID, ATTRIBUTES, PUBLISH_TIME)}
+               if name not in (ID, *MESSAGE_FIELDS)}
     else:
         record_id = None
         row = {"payload_bytes": len(payload)}

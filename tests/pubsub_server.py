@@ -1,7 +1,8 @@
 """A loopback Pub/Sub server for tests: a TEST DOUBLE, not Google's service nor its emulator.
 
 Tests prefer Google's own emulator (``gcloud beta emulators pubsub start``) when ``gcloud`` is on
-the PATH and fall back to this server otherwise; `pubsub_backend` starts whichever is chosen and
+the PATH and fall back to this server otherwise (``PUBSUB_TEST_BACKEND=double`` forces this
+server, as on CI machines without gcloud); `pubsub_backend` starts whichever is chosen and
 yields the ``host:port`` to put in ``PUBSUB_EMULATOR_HOST``.
 
 What this double implements, over gRPC on 127.0.0.1 with the google-cloud-pubsub package's own
@@ -19,6 +20,9 @@ message types (``google.pubsub_v1.types``), so that the real client library talk
   (0 s hands the message back at once).
 * At-least-once delivery: a pulled message that is not acknowledged before its ack deadline is
   delivered again, with a new ack id; acknowledging a stale ack id is ignored, as in Pub/Sub.
+* Fault injection for tests: `PubSubTestServer.lose_acks` drops the next N acknowledgements of a
+  subscription as if they were lost on the network, so those messages are delivered again (same
+  ``message_id``) after their ack deadline.
 
 Not implemented (the client gets UNIMPLEMENTED): ``StreamingPull`` (Beam's DirectRunner and these
 tests use unary ``Pull``), ordering keys, filters, dead-letter and retry policies, exactly-once
@@ -80,6 +84,7 @@ class PubSubTestServer:
         self._changed = threading.Condition()
         self._ids = itertools.count(1)
         self._server: grpc.Server | None = None
+        self._acks_to_lose: dict[str, int] = {}
 
     # -- lifecycle ---------------------------------------------------------------------------
     def start(self, port: int = 0) -> str:
@@ -104,6 +109,12 @@ class PubSubTestServer:
         bound = self._server.add_insecure_port(f"127.0.0.1:{port}")
         self._server.start()
         return f"127.0.0.1:{bound}"
+
+    def lose_acks(self, subscription: str, count: int) -> None:
+        """Drops the next ``count`` ack ids acknowledged on ``subscription``: their messages are
+        delivered again after the ack deadline, as when an Acknowledge is lost."""
+        with self._changed:
+            self._acks_to_lose[subscription] = count
 
     def stop(self) -> None:
         if self._server is not None:
@@ -228,6 +239,10 @@ class PubSubTestServer:
         with self._changed:
             subscription = self._require_subscription(request.subscription, context)
             for ack_id in request.ack_ids:
+                if self._acks_to_lose.get(request.subscription, 0) > 0 \
+                        and ack_id in subscription.outstanding:
+                    self._acks_to_lose[request.subscription] -= 1
+                    continue
                 subscription.outstanding.pop(ack_id, None)
         return empty_pb2.Empty()
 
@@ -300,8 +315,12 @@ def available_backends() -> list[str]:
 
 
 def preferred_backend() -> str:
-    """Google's emulator when gcloud is on the PATH, else the test double."""
-    return available_backends()[0]
+    """``$PUBSUB_TEST_BACKEND`` when set (``emulator`` or ``double``), else Google's emulator when
+    gcloud is on the PATH, else the test double."""
+    forced = os.environ.get("PUBSUB_TEST_BACKEND")
+    if forced and forced not in ("emulator", "double"):
+        raise ValueError(f"PUBSUB_TEST_BACKEND={forced!r}: expected 'emulator' or 'double'")
+    return forced or available_backends()[0]
 
 
 @contextlib.contextmanager

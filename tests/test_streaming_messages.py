@@ -41,7 +41,7 @@ def test_full_message_keeps_fields_attributes_and_uses_created_at_as_event_time(
     assert parsed.row == {"text": "  Stocks rally  ", "created_at": "2026-11-23T14:00:05+01:00",
                           "brand": "acme", "nested": {"a": [1, 2]},
                           "attributes": {"brand_attr": "x"},
-                          "publish_time": "2026-11-23T13:00:00+00:00"}
+                          "publish_time": "2026-11-23T13:00:00+00:00", "message_id": "m1"}
 
 
 def test_minimal_message_uses_message_id_and_publish_time():
@@ -69,6 +69,7 @@ def test_custom_text_field_and_character_cap():
     (as_json(text="ok", created_at=1700000000), sm.INVALID_CREATED_AT, sm.PARSE_STAGE),
     (as_json(text="ok", score=1), sm.RESERVED_FIELD, sm.PARSE_STAGE),
     (as_json(text="ok", attributes={}), sm.RESERVED_FIELD, sm.PARSE_STAGE),
+    (as_json(text="ok", message_id="forged"), sm.RESERVED_FIELD, sm.PARSE_STAGE),
     (as_json(text="   "), EMPTY_TEXT, "validation"),
     (as_json(text=12), NON_STRING_TEXT, "validation"),
 ])
@@ -82,8 +83,8 @@ def test_rejected_records_keep_what_could_be_read():
     bad_text = message(as_json(text="", id="t9", brand="acme"), message_id="55", k="v")
     record = sm.rejected_record(bad_text, sm.Rejected(EMPTY_TEXT, "validation"), FORMAT)
     assert record == {"id": "t9", "text": "", "brand": "acme", "attributes": {"k": "v"},
-                      "publish_time": "2026-11-23T13:00:00+00:00", "reason": EMPTY_TEXT,
-                      "stage": "validation"}
+                      "publish_time": "2026-11-23T13:00:00+00:00", "message_id": "55",
+                      "reason": EMPTY_TEXT, "stage": "validation"}
     garbage = message(b"\xff\xfe", message_id="56")
     record = sm.rejected_record(garbage, sm.Rejected(UNDECODABLE_BYTES), FORMAT)
     assert record["id"] == "56" and record["payload_bytes"] == 2

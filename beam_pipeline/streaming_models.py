@@ -1,0 +1,159 @@
+"""The streaming pipeline's model: loaded once per process, hot-swapped with ``--model_watch``.
+
+``--model_watch GLOB`` names bundle folders (``/models/sentiment-*``, ``gs://b/models/*``). Every
+``--model_watch_interval_s`` seconds, before scoring a batch, the pipeline lists
+``GLOB/bundle.json``; a manifest that appeared or changed since the last look (``sentiment-export``
+writes it last) names a candidate, and the newest candidate is loaded with `load_scoring_model`,
+which verifies the manifest and every checksum before it builds the session. A bundle that fails
+(missing file, checksum mismatch, unknown format, an ONNX file that does not load) or that has
+other labels than the running job is refused with one ERROR log line, and the current model keeps
+scoring; it is tried again only when its ``bundle.json`` changes. Batches scored after the swap
+carry the new bundle's ``model_version``; none are lost or scored twice.
+
+Why not Beam's model-update side input (``RunInference(model_metadata_pcoll=WatchFilePattern(..))``
+or ``watch_model_pattern=``): on Beam 2.77's BundleBasedDirectRunner, the only local runner that
+streams, it cannot work, for two reasons seen there:
+
+1. ``WatchFilePattern`` is built on ``PeriodicImpulse``, a splittable DoFn. In streaming mode the
+   DirectRunner's overrides (``direct_runner._get_transform_overrides``) expand the SDF into a
+   ``GroupByKey`` after the streaming ``GroupByKey`` override has run, and the run is refused
+   before it starts: ``RuntimeError: Transform node AppliedPTransform(PeriodicImpulse/GenSequence/
+   ProcessKeyedElements/GroupByKey/GroupByKey, _GroupByKeyOnly) was not replaced as expected``.
+2. Even fed by a source that runs there (a TestStream), the DirectRunner holds every main-input
+   bundle until the side input's watermark passes the end of the main element's window
+   (``executor.py`` / ``_SideInputsContainer.get_value_or_block_until_ready``): for the global
+   window that is the end of the stream, so nothing is scored; and its side-input view keeps
+   every pane, so the second model update fails ``AsSingleton`` ("PCollection of size 2 with
+   more than one element accessed as a singleton view").
+
+Watching inside the handler runs on every runner (each Dataflow worker watches for itself).
+"""
+from __future__ import annotations
+
+import collections
+import json
+import logging
+import threading
+import time
+from typing import Any, Callable, Optional, Sequence
+
+import numpy as np
+from apache_beam.io.filesystems import FileSystems
+from apache_beam.ml.inference.base import PredictionResult
+
+from beam_pipeline.bundle import MANIFEST_NAME
+from beam_pipeline.onnx_handler import OnnxSentimentModelHandler, ScoringModel, load_scoring_model
+
+LOGGER = logging.getLogger(__name__)
+DEFAULT_WATCH_INTERVAL_S = 30.0
+
+
+def watched_manifests(pattern: str) -> dict[str, float]:
+    """``bundle.json`` path -> last modification time, for every bundle folder ``pattern``
+    matches."""
+    manifests = FileSystems.join(pattern.rstrip("/"), MANIFEST_NAME)
+    return {metadata.path: metadata.last_updated_in_seconds
+            for result in FileSystems.match([manifests]) for metadata in result.metadata_list}
+
+
+class SwappableModel:
+    """The model scoring now and, with a watch pattern, the watcher that swaps in a newer
+    verified bundle (see the module docstring). Used only through methods, so it also works
+    behind Beam's multi-process sharing proxy."""
+
+    def __init__(self, load: Callable[[str], ScoringModel], bundle_root: str,
+                 watch_pattern: Optional[str] = None,
+                 interval_s: float = DEFAULT_WATCH_INTERVAL_S, clock=time.monotonic):
+        self._load = load
+        self._model = load(bundle_root)
+        self._pattern = watch_pattern
+        self._interval_s = interval_s
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._seen = watched_manifests(watch_pattern) if watch_pattern else {}
+        self._next_look = clock() + interval_s
+
+    def version(self) -> str:
+        """The model version scoring now."""
+        return self._model.version()
+
+    def score(self, texts: Sequence[str]) -> tuple[str, np.ndarray]:
+        """``(model version, probabilities of the texts)``; looks for a newer bundle first when
+        the interval has passed."""
+        if self._pattern and self._clock() >= self._next_look:
+            with self._lock:
+                if self._clock() >= self._next_look:
+                    self._swap_to_newest()
+                    self._next_look = self._clock() + self._interval_s
+        model = self._model
+        return model.version(), model.predict(list(texts))
+
+    def _swap_to_newest(self) -> None:
+        manifests = watched_manifests(self._pattern)
+        fresh = [(modified, path) for path, modified in manifests.items()
+                 if self._seen.get(path) != modified]
+        self._seen = manifests
+        if not fresh:
+            return
+        root = FileSystems.split(max(fresh)[1])[0]
+        current = self._model
+        try:
+            candidate = self._load(root)
+        except Exception as error:  # pylint: disable=broad-except  # any failure: keep scoring
+            LOGGER.error("model watch: refused bundle %s (%s: %s); still scoring with model "
+                         "version %s", root, type(error).__name__,
+                         str(error).strip().splitlines()[0] if str(error).strip() else "",
+                         current.version())
+            return
+        if candidate.bundle.labels != current.bundle.labels:
+            LOGGER.error("model watch: refused bundle %s (labels %s, the stream scores %s); "
+                         "still scoring with model version %s", root, candidate.bundle.labels,
+                         current.bundle.labels, current.version())
+            return
+        self._model = candidate
+        LOGGER.info("model watch: now scoring with bundle %s, model version %s (was %s)",
+                    root, candidate.version(), current.version())
+
+
+class StreamingModelHandler(OnnxSentimentModelHandler):
+    """The batch pipeline's handler, for a stream: the model may be hot-swapped
+    (``model_watch``), and the loaded model stays alive in the process between bundles: Beam's
+    DirectRunner builds a new RunInference DoFn for every streaming bundle (one Pub/Sub pull, at
+    most 10 messages), and a model shared only weakly was loaded again every few messages. The
+    `MODELS_KEPT` most recently used models are kept."""
+
+    MODELS_KEPT = 2
+    _loaded: collections.OrderedDict[str, SwappableModel] = collections.OrderedDict()
+    _lock = threading.Lock()
+
+    def __init__(self, bundle_root: str, *, model_watch: Optional[str] = None,
+                 model_watch_interval_s: float = DEFAULT_WATCH_INTERVAL_S, **kwargs):
+        """``model_watch``: glob of bundle folders to hot-swap from, looked at every
+        ``model_watch_interval_s`` seconds; ``kwargs`` as `OnnxSentimentModelHandler`'s."""
+        super().__init__(bundle_root, **kwargs)
+        self._watch = dict(pattern=model_watch, interval_s=model_watch_interval_s)
+
+    def load_model(self) -> SwappableModel:
+        key = json.dumps([self._load_args, self._watch], sort_keys=True)
+        with self._lock:
+            if key in self._loaded:
+                self._loaded.move_to_end(key)
+                return self._loaded[key]
+        settings = {name: value for name, value in self._load_args.items()
+                    if name != "bundle_root"}
+        model = SwappableModel(lambda root: load_scoring_model(root, **settings),
+                               self._load_args["bundle_root"], self._watch["pattern"],
+                               self._watch["interval_s"])
+        with self._lock:
+            self._loaded[key] = model
+            while len(self._loaded) > self.MODELS_KEPT:
+                self._loaded.popitem(last=False)
+        return model
+
+    def run_inference(self, batch: Sequence[str], model: SwappableModel,
+                      inference_args: Optional[dict[str, Any]] = None) -> list[PredictionResult]:
+        """One result per text; ``model_id`` is the version of the model that scored the
+        batch."""
+        version, results = model.score(batch)
+        return [PredictionResult(example=text, inference=result, model_id=version)
+                for text, result in zip(batch, results)]
