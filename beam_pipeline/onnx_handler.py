@@ -44,6 +44,7 @@ from apache_beam.ml.inference.base import ModelHandler, PredictionResult
 from tokenizers import Tokenizer
 
 from beam_pipeline.bundle import PRECISIONS, Bundle, BundleError, load_bundle, read_manifest
+from beam_pipeline.validation import first_line
 
 LOGGER = logging.getLogger(__name__)
 DEVICES = ("auto", "cpu", "cuda")
@@ -58,7 +59,6 @@ INFERENCE_STAGE = "inference"
 # what InferenceSession.run raises when a graph cannot run on given inputs (not a Python bug)
 ORT_RUN_ERRORS = (ort_state.Fail, ort_state.InvalidArgument, ort_state.RuntimeException,
                   ort_state.EPFail, ort_state.EngineError, ort_state.NotImplemented)
-MAX_ERROR_CHARS = 500
 
 
 def choose_precision(requested: str, device: str, available: Iterable[str]) -> str:
@@ -84,15 +84,14 @@ def _softmax(logits: np.ndarray, temperature: float) -> np.ndarray:
 @dataclasses.dataclass(frozen=True)
 class InferenceFailure:
     """Why ONNX Runtime could not score a row: the error's type and the first line of its message
-    (ONNX Runtime names nodes and shapes there, never input text), cut to `MAX_ERROR_CHARS`."""
+    (ONNX Runtime names nodes and shapes there, never input text)."""
 
     error_type: str
     first_line: str
 
     @classmethod
     def from_error(cls, error: BaseException) -> "InferenceFailure":
-        lines = str(error).strip().splitlines()
-        return cls(type(error).__name__, (lines[0] if lines else "")[:MAX_ERROR_CHARS])
+        return cls(type(error).__name__, first_line(error))
 
     def __str__(self) -> str:
         return f"{self.error_type}: {self.first_line}"

@@ -52,6 +52,10 @@ class ScoringOptions(PipelineOptions):
         parser.add_argument("--dead_letter", default=None,
                             help="prefix of the dead-letter Parquet files "
                                  "(default: OUTPUT-dead-letter)")
+        parser.add_argument("--skip_bad_files", action="store_true",
+                            help="score the other files when some cannot be read (unreadable, "
+                                 "a column missing, another schema) or hold unreadable row "
+                                 "groups; the summary lists them (default: exit 2)")
         parser.add_argument("--chunk_rows", default=DEFAULT_CHUNK_ROWS, type=_positive_int,
                             help="rows read, scored and written together; one output file each")
         parser.add_argument("--show_rows", default=0, type=int,

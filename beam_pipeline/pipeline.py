@@ -46,6 +46,7 @@ is how a runner without metrics (Dask) is summarised.
 """
 from __future__ import annotations
 
+import collections
 import dataclasses
 import hashlib
 import os
@@ -68,9 +69,11 @@ from beam_pipeline.options import ScoringOptions
 from beam_pipeline.records import (dead_letter_record, dead_letter_schema, row_id, scored_record,
                                    scored_schema, utc_now)
 from beam_pipeline.validation import (MISSING_ID, VALIDATION_STAGE, InputError, check_columns,
-                                      clean_text, default_max_chars)
+                                      clean_text, default_max_chars, first_line)
 
 PART = "part"
+UNREADABLE_ROW_GROUP = "unreadable_row_group"
+READ_STAGE = "read"
 
 
 def open_file(path: str):
@@ -119,11 +122,49 @@ class BatchJob:
     max_chars: int
     chunk_rows: int
     handler: OnnxSentimentModelHandler
+    skipped_files: tuple[str, ...] = ()  # with --skip_bad_files: one line per file, naming it
+
+
+def describe_schema(schema: pa.Schema) -> str:
+    """A schema on one line: ``name: type, ...``."""
+    return ", ".join(f"{field.name}: {field.type}" for field in schema)
+
+
+def check_input_files(files: Sequence[str], text_column: str,
+                      id_column: Optional[str]) -> tuple[Optional[pa.Schema], dict[str, str]]:
+    """The input schema, and for each file that cannot be scored one line naming it and why:
+    not a readable Parquet file (empty, truncated, not Parquet), a required column missing, or a
+    schema other than the input schema. The input schema is the one most files share (ties: the
+    first file's, in sorted order); None when no file is readable with the required columns."""
+    schemas, problems = {}, {}
+    for path in files:
+        try:
+            with open_file(path) as handle:
+                schemas[path] = pq.read_schema(handle).remove_metadata()
+            check_columns(path, schemas[path].names, text_column, id_column)
+        except (pa.ArrowException, OSError) as error:
+            problems[path] = f"{path}: not a readable Parquet file ({first_line(error)})"
+            schemas.pop(path, None)
+        except InputError as error:
+            problems[path] = str(error)
+            del schemas[path]
+    if not schemas:
+        return None, problems
+    files_per_schema = collections.Counter(schemas.values())
+    reference = next(path for path, schema in schemas.items()
+                     if files_per_schema[schema] == max(files_per_schema.values()))
+    for path, schema in schemas.items():
+        if schema != schemas[reference]:
+            problems[path] = (f"{path}: its schema ({describe_schema(schema)}) differs from "
+                              f"{reference}'s ({describe_schema(schemas[reference])})")
+    return schemas[reference], dict(sorted(problems.items()))
 
 
 def plan_batch_job(options: ScoringOptions) -> BatchJob:
     """Checks flags, input files, bundle and output location; raises `InputError` or
-    `BundleError` with one clear line before any data moves."""
+    `BundleError` with one clear line before any data moves. A file that cannot be scored (see
+    `check_input_files`) is an error, or with ``--skip_bad_files`` left out and listed in
+    `BatchJob.skipped_files`; a glob matching no file is always an error."""
     missing = [f"--{name}" for name in ("input", "output", "model")
                if not getattr(options, name)]
     if missing:
@@ -131,19 +172,12 @@ def plan_batch_job(options: ScoringOptions) -> BatchJob:
     files = match_files(options.input)
     if not files:
         raise InputError(f"--input {options.input}: no file matches")
-    input_schema = None
-    for path in files:
-        try:
-            with open_file(path) as handle:
-                schema = pq.read_schema(handle)
-        except (pa.ArrowInvalid, OSError) as error:
-            raise InputError(f"{path}: not a readable Parquet file ({error})") from None
-        check_columns(path, schema.names, options.text_column, options.id_column)
-        if input_schema is None:
-            input_schema = schema.remove_metadata()
-        elif not schema.remove_metadata().equals(input_schema):
-            raise InputError(f"{path}: its schema {schema.remove_metadata()} differs from "
-                             f"{files[0]}'s {input_schema}")
+    input_schema, problems = check_input_files(files, options.text_column, options.id_column)
+    if problems and not options.skip_bad_files:
+        raise InputError(next(iter(problems.values())))
+    if input_schema is None:
+        raise InputError(f"--input {options.input}: no file can be scored: "
+                         + "; ".join(problems.values()))
     manifest = read_manifest(options.model)
     # checksums of the model file the workers will most likely load (auto: the CPU/CUDA choice)
     load_bundle(options.model, choose_precision(
@@ -158,20 +192,23 @@ def plan_batch_job(options: ScoringOptions) -> BatchJob:
     dead_letter_schema(input_schema, options.id_column)
     max_length = options.max_length or int(manifest["max_length"])
     handler = OnnxSentimentModelHandler.from_options(options, max_length)
-    return BatchJob(files=tuple(files), input_schema=input_schema, labels=labels,
+    return BatchJob(files=tuple(path for path in files if path not in problems),
+                    input_schema=input_schema, labels=labels,
                     output_prefix=options.output, dead_letter_prefix=dead_letter_prefix,
                     text_column=options.text_column, id_column=options.id_column,
                     max_chars=options.max_chars or default_max_chars(max_length),
-                    chunk_rows=options.chunk_rows, handler=handler)
+                    chunk_rows=options.chunk_rows, handler=handler,
+                    skipped_files=tuple(problems.values()))
 
 
 @dataclasses.dataclass(frozen=True)
 class RowGroup:
-    """One row group of one input file, and the file row number of its first row."""
+    """One row group of one input file: the file row number of its first row, its row count."""
 
     path: str
     index: int
     first_row: int
+    rows: int
 
 
 @dataclasses.dataclass
@@ -220,13 +257,20 @@ def list_row_groups(path: str) -> Iterator[RowGroup]:
     for index in range(metadata.num_row_groups):
         rows = metadata.row_group(index).num_rows
         if rows:
-            yield RowGroup(path, index, first_row)
+            yield RowGroup(path, index, first_row, rows)
         first_row += rows
 
 
 class ReadChunks(beam.DoFn):
     """Reads a row group in chunks of ``chunk_rows`` rows, validating each row: yields one
-    `Chunk` each, holding its scorable rows and its dead-letter records."""
+    `Chunk` each, holding its scorable rows and its dead-letter records.
+
+    A row group that cannot be read (corrupt or truncated pages: decompression fails or a page
+    checksum written by the writer does not match) loses no row silently: the rows not read yet
+    become dead-letter records with reason ``unreadable_row_group``, stage ``read``, their
+    columns null, their id from file and row number (null with ``--id_column``), and ``error``
+    naming the file, the row group and the error. ``sentiment-score`` then exits 2 naming the
+    file, or with ``--skip_bad_files`` exits 0 and lists it in the summary."""
 
     def __init__(self, job: BatchJob):
         self._job = job
@@ -236,34 +280,65 @@ class ReadChunks(beam.DoFn):
     def _record_id(self, path: str, row_index: int, row: dict[str, Any]) -> Optional[str]:
         if self._job.id_column is None:
             return row_id(path, row_index)
-        value = row[self._job.id_column]
+        value = row.get(self._job.id_column)
         return None if value is None else str(value)
 
+    def _validated_chunk(self, name: str, group: RowGroup, first_row: int,
+                         rows: list[dict[str, Any]]) -> Chunk:
+        chunk = Chunk(name, [], [], [])
+        for row_index, row in enumerate(rows, start=first_row):
+            record_id = self._record_id(group.path, row_index, row)
+            text, reason = clean_text(row[self._job.text_column], self._job.max_chars)
+            if reason is None and record_id is None:
+                reason = MISSING_ID
+            if reason is None:
+                chunk.rows.append(row)
+                chunk.ids.append(record_id)
+                chunk.texts.append(text)
+            else:
+                Metrics.counter(METRICS_NAMESPACE, f"dead_lettered_{reason}").inc()
+                chunk.dead_letters.append(
+                    dead_letter_record(row, record_id, reason, VALIDATION_STAGE))
+        return chunk
+
+    def _unreadable_chunks(self, name_prefix: str, number: int, group: RowGroup, first_row: int,
+                           error: BaseException) -> Iterator[Chunk]:
+        """The rows from ``first_row`` to the group's end as dead letters, in chunks."""
+        detail = (f"{group.path} row group {group.index}: {type(error).__name__}: "
+                  f"{first_line(error)}")
+        empty_row = dict.fromkeys(self._job.input_schema.names)
+        end = group.first_row + group.rows
+        for start in range(first_row, end, self._job.chunk_rows):
+            stop = min(end, start + self._job.chunk_rows)
+            chunk = Chunk(f"{name_prefix}-{number:05d}", [], [], [])
+            chunk.dead_letters = [
+                dead_letter_record(empty_row, self._record_id(group.path, index, empty_row),
+                                   UNREADABLE_ROW_GROUP, READ_STAGE, detail)
+                for index in range(start, stop)]
+            Metrics.counter(METRICS_NAMESPACE,
+                            f"dead_lettered_{UNREADABLE_ROW_GROUP}").inc(stop - start)
+            self._read.inc(stop - start)
+            number += 1
+            yield chunk
+
     def process(self, group: RowGroup):
-        file_key = hashlib.sha256(group.path.encode("utf-8")).hexdigest()[:12]
-        row_index = group.first_row
+        name_prefix = (f"{hashlib.sha256(group.path.encode('utf-8')).hexdigest()[:12]}"
+                       f"-{group.index:05d}")
+        row_index, number = group.first_row, 0
         with open_file(group.path) as handle:
-            batches = pq.ParquetFile(handle).iter_batches(batch_size=self._job.chunk_rows,
-                                                          row_groups=[group.index])
-            for number, batch in enumerate(batches):
-                chunk = Chunk(f"{file_key}-{group.index:05d}-{number:05d}", [], [], [])
-                for row in batch.to_pylist():
-                    record_id = self._record_id(group.path, row_index, row)
-                    text, reason = clean_text(row[self._job.text_column], self._job.max_chars)
-                    if reason is None and record_id is None:
-                        reason = MISSING_ID
-                    if reason is None:
-                        chunk.rows.append(row)
-                        chunk.ids.append(record_id)
-                        chunk.texts.append(text)
-                    else:
-                        Metrics.counter(METRICS_NAMESPACE, f"dead_lettered_{reason}").inc()
-                        chunk.dead_letters.append(
-                            dead_letter_record(row, record_id, reason, VALIDATION_STAGE))
-                    row_index += 1
-                self._read.inc(batch.num_rows)
-                self._chunk_rows.update(batch.num_rows)
-                yield chunk
+            try:
+                batches = pq.ParquetFile(handle, page_checksum_verification=True).iter_batches(
+                    batch_size=self._job.chunk_rows, row_groups=[group.index])
+                for batch in batches:
+                    rows = batch.to_pylist()
+                    yield self._validated_chunk(f"{name_prefix}-{number:05d}", group, row_index,
+                                                rows)
+                    self._read.inc(len(rows))
+                    self._chunk_rows.update(len(rows))
+                    row_index += len(rows)
+                    number += 1
+            except (pa.ArrowException, OSError) as error:
+                yield from self._unreadable_chunks(name_prefix, number, group, row_index, error)
 
 
 class ChunkModelHandler(ModelHandler[Chunk, PredictionResult, ScoringModel]):

@@ -2,7 +2,9 @@
 ``--streaming``.
 
 Checks inputs, bundle and output location before the pipeline starts (one error line, exit 2),
-runs the pipeline on the chosen runner, and prints a summary::
+runs the pipeline on the chosen runner, and prints a summary. Files that cannot be scored and row
+groups that cannot be read are errors (exit 2, one line naming the file); with
+``--skip_bad_files`` the other files are scored and the summary lists what was skipped::
 
     sentiment-score --input 'reviews/*.parquet' --output out/scored --model bundle/
 
@@ -14,6 +16,7 @@ BundleBasedDirectRunner a ``--streaming`` one;
 from __future__ import annotations
 
 import argparse
+import collections
 import logging
 import sys
 import time
@@ -27,8 +30,9 @@ from apache_beam.options.pipeline_options import PipelineOptions, StandardOption
 from beam_pipeline.bundle import BundleError
 from beam_pipeline.onnx_handler import METRICS_NAMESPACE
 from beam_pipeline.options import ScoringOptions
-from beam_pipeline.pipeline import (BatchJob, build_batch_pipeline, count_rows, match_files,
-                                    open_file, part_pattern, plan_batch_job)
+from beam_pipeline.pipeline import (UNREADABLE_ROW_GROUP, BatchJob, build_batch_pipeline,
+                                    count_rows, match_files, open_file, part_pattern,
+                                    plan_batch_job)
 from beam_pipeline.validation import InputError
 
 PROG = "sentiment-score"
@@ -50,15 +54,20 @@ def _help() -> str:
     return parser.format_help()
 
 
-def dead_letter_reasons(prefix: str) -> dict[str, int]:
-    """Dead-lettered rows by reason, read from the dead-letter files under ``prefix``."""
-    counts: dict[str, int] = {}
+def dead_letter_counts(prefix: str) -> tuple[dict[str, int], dict[str, int]]:
+    """Dead-lettered rows by reason, and the rows of each unreadable row group by its ``error``
+    line (which names the file), read from the dead-letter files under ``prefix``."""
+    reasons: collections.Counter = collections.Counter()
+    unreadable: collections.Counter = collections.Counter()
     for path in match_files(part_pattern(prefix)):
         with open_file(path) as handle:
-            reasons = pq.read_table(handle, columns=["reason"]).column("reason").to_pylist()
-        for reason in reasons:
-            counts[reason] = counts.get(reason, 0) + 1
-    return dict(sorted(counts.items()))
+            table = pq.read_table(handle, columns=["reason", "error"])
+        for reason, error in zip(table.column("reason").to_pylist(),
+                                 table.column("error").to_pylist()):
+            reasons[reason] += 1
+            if reason == UNREADABLE_ROW_GROUP:
+                unreadable[error] += 1
+    return dict(sorted(reasons.items())), dict(sorted(unreadable.items()))
 
 
 def metric_total(result: beam.runners.runner.PipelineResult, name: str) -> Optional[int]:
@@ -71,10 +80,11 @@ def metric_total(result: beam.runners.runner.PipelineResult, name: str) -> Optio
     return sum(counter.committed or 0 for counter in counters)
 
 
-def summary(job: BatchJob, result: beam.runners.runner.PipelineResult, seconds: float) -> str:
-    """The lines printed after a batch run; counts come from the files written."""
+def summary(job: BatchJob, result: beam.runners.runner.PipelineResult, seconds: float,
+            reasons: dict[str, int], unreadable: dict[str, int]) -> str:
+    """The lines printed after a batch run; counts come from the files written (``reasons`` and
+    ``unreadable`` from `dead_letter_counts`)."""
     scored = count_rows(job.output_prefix)
-    reasons = dead_letter_reasons(job.dead_letter_prefix)
     dead = sum(reasons.values())
     read = metric_total(result, "rows_read")
     read_line = (f"{read:,} rows read (Beam metrics)" if read is not None
@@ -84,6 +94,9 @@ def summary(job: BatchJob, result: beam.runners.runner.PipelineResult, seconds: 
              f"  dead-lettered {dead:>10,}  -> {part_pattern(job.dead_letter_prefix)}"
              + (f"  ({', '.join(f'{r}: {n:,}' for r, n in reasons.items())})" if reasons else ""),
              f"  throughput    {(scored + dead) / seconds:>10,.1f} records/s (start-up included)"]
+    lines += [f"  skipped file  {line}" for line in job.skipped_files]
+    lines += [f"  unreadable    {error} ({rows:,} rows dead-lettered)"
+              for error, rows in unreadable.items()]
     if read is not None and read != scored + dead:
         lines.append(f"  WARNING: read {read:,} != scored {scored:,} + dead-lettered {dead:,}")
     return "\n".join(lines)
@@ -143,8 +156,14 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     build_batch_pipeline(pipeline, job)
     result = pipeline.run()
     result.wait_until_finish()
-    print(summary(job, result, time.perf_counter() - start))
-    if options.view_as(ScoringOptions).show_rows > 0:
-        print(scored_rows_preview(job, options.view_as(ScoringOptions).show_rows))
+    reasons, unreadable = dead_letter_counts(job.dead_letter_prefix)
+    print(summary(job, result, time.perf_counter() - start, reasons, unreadable))
+    scoring = options.view_as(ScoringOptions)
+    if scoring.show_rows > 0:
+        print(scored_rows_preview(job, scoring.show_rows))
+    if unreadable and not scoring.skip_bad_files:
+        print(f"{PROG}: error: unreadable row groups, their rows dead-lettered (pass "
+              f"--skip_bad_files to accept): {'; '.join(unreadable)}", file=sys.stderr)
+        return 2
     return 0
 

@@ -7,6 +7,10 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Optional
+
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 from conftest import build_tiny_bert
 
@@ -57,3 +61,51 @@ def texts_of_token_lengths(tokenizer_json: str, lengths: list[int]) -> list[str]
             raise ValueError(f"built a text of {tokens} tokens, wanted {length}")
         texts.append(text)
     return texts
+
+
+GOOD_REVIEWS = ["a charming , funny film .", "dull and slow .", "the best thing this year",
+                "i wanted my money back", "fine acting , thin plot"]
+
+
+def write_reviews(path: Path, texts: list, row_group_size: Optional[int] = None,
+                  **columns) -> Path:
+    """A Parquet file with a string ``text`` column (plus any ``columns`` given as lists)."""
+    table = pa.table({"text": pa.array(texts, pa.string()), **columns})
+    pq.write_table(table, path, row_group_size=row_group_size, write_page_checksum=True)
+    return path
+
+
+def write_bad_file(path: Path, kind: str) -> Path:
+    """A bad input file of one kind of `BAD_FILE_KINDS`:
+
+    - ``truncated``: a valid Parquet file cut in half (no footer);
+    - ``other_schema``: valid Parquet with a text column and one more column than the reviews;
+    - ``empty``: 0 bytes;
+    - ``zero_rows``: valid Parquet with the reviews' schema and no row (not bad: it must work);
+    - ``corrupt_row_group``: valid footer, 300 rows in row groups of 100, the text column's
+      pages of row group 1 overwritten (the reader's page checksums or decompression fail).
+    """
+    if kind == "truncated":
+        data = write_reviews(path, GOOD_REVIEWS * 20).read_bytes()
+        path.write_bytes(data[:len(data) // 2])
+    elif kind == "other_schema":
+        write_reviews(path, GOOD_REVIEWS, stars=[1, 2, 3, 4, 5])
+    elif kind == "empty":
+        path.write_bytes(b"")
+    elif kind == "zero_rows":
+        write_reviews(path, [])
+    elif kind == "corrupt_row_group":
+        write_reviews(path, [f"{GOOD_REVIEWS[i % 5]} ({i})" for i in range(300)],
+                      row_group_size=100)
+        column = pq.read_metadata(path).row_group(1).column(0)
+        start = column.dictionary_page_offset or column.data_page_offset
+        data = bytearray(path.read_bytes())
+        for offset in range(start + 20, start + column.total_compressed_size - 20):
+            data[offset] ^= 0x5A
+        path.write_bytes(bytes(data))
+    else:
+        raise ValueError(f"unknown bad file kind {kind!r}")
+    return path
+
+
+BAD_FILE_KINDS = ("truncated", "other_schema", "empty", "zero_rows", "corrupt_row_group")
