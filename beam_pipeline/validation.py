@@ -10,6 +10,7 @@ Used by the batch pipeline (Parquet rows) and the streaming pipeline (Pub/Sub me
 """
 from __future__ import annotations
 
+import unicodedata
 from typing import Any, Iterable
 
 VALIDATION_STAGE = "validation"
@@ -17,8 +18,9 @@ NULL_TEXT = "null_text"
 NON_STRING_TEXT = "non_string_text"
 UNDECODABLE_BYTES = "undecodable_bytes"
 EMPTY_TEXT = "empty_text"
+INVALID_UNICODE = "invalid_unicode"
 MISSING_ID = "missing_id"
-REASONS = (NULL_TEXT, NON_STRING_TEXT, UNDECODABLE_BYTES, EMPTY_TEXT, MISSING_ID)
+REASONS = (NULL_TEXT, NON_STRING_TEXT, UNDECODABLE_BYTES, EMPTY_TEXT, INVALID_UNICODE, MISSING_ID)
 
 CHARS_PER_TOKEN_CAP = 50
 
@@ -40,11 +42,20 @@ def default_max_chars(max_length: int) -> int:
     return CHARS_PER_TOKEN_CAP * max_length
 
 
+def _visible(char: str) -> bool:
+    """A letter, mark, number, punctuation or symbol (not a separator, control, format,
+    surrogate, private-use or unassigned code point)."""
+    return unicodedata.category(char)[0] not in "CZ"
+
+
 def clean_text(value: Any, max_chars: int) -> tuple[str | None, str | None]:
-    """Returns ``(text, None)`` for a scorable value, else ``(None, reason)``.
+    """Returns ``(text, None)`` for a scorable value, else ``(None, reason)``; never raises.
 
     Accepts ``str`` and UTF-8 ``bytes``; strips surrounding whitespace and cuts the text to
-    ``max_chars`` characters.
+    ``max_chars`` characters before any per-character work, so a huge value costs little. A text
+    without a visible character within the cap (only whitespace, zero-width or control
+    characters) is ``empty_text``; a ``str`` holding lone surrogates (possible from JSON, never
+    from Parquet) is ``invalid_unicode``.
     """
     if value is None:
         return None, NULL_TEXT
@@ -55,10 +66,14 @@ def clean_text(value: Any, max_chars: int) -> tuple[str | None, str | None]:
             return None, UNDECODABLE_BYTES
     if not isinstance(value, str):
         return None, NON_STRING_TEXT
-    text = value.strip()
-    if not text:
+    text = value.strip()[:max_chars].rstrip()
+    if not any(map(_visible, text)):
         return None, EMPTY_TEXT
-    return text[:max_chars].rstrip(), None
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return None, INVALID_UNICODE
+    return text, None
 
 
 def check_columns(source: str, columns: Iterable[str], text_column: str,

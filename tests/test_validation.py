@@ -1,15 +1,23 @@
-"""Row validation: every kind of bad text gets its reason; good text is stripped and capped."""
-import pytest
-from hypothesis import given, strategies as st
+"""Row validation: every kind of bad text gets its reason; good text is stripped and capped;
+whatever the value, `clean_text` returns cleaned text within the cap or a known reason."""
+import datetime
+import decimal
+import unicodedata
 
-from beam_pipeline.validation import (EMPTY_TEXT, NON_STRING_TEXT, NULL_TEXT, UNDECODABLE_BYTES,
-                                      InputError, check_columns, clean_text, default_max_chars)
+import pytest
+from hypothesis import example, given, settings, strategies as st
+
+from beam_pipeline.validation import (EMPTY_TEXT, INVALID_UNICODE, NON_STRING_TEXT, NULL_TEXT,
+                                      REASONS, UNDECODABLE_BYTES, InputError, check_columns,
+                                      clean_text, default_max_chars, first_line)
 
 
 @pytest.mark.parametrize("value, reason", [
     (None, NULL_TEXT), ("", EMPTY_TEXT), (" \t\n ", EMPTY_TEXT), (b"   ", EMPTY_TEXT),
     (b"\xff\xfe bad", UNDECODABLE_BYTES), (42, NON_STRING_TEXT), (3.5, NON_STRING_TEXT),
     (["a list"], NON_STRING_TEXT), ({"a": "dict"}, NON_STRING_TEXT),
+    ("\u200b\u200c\u200d\ufeff", EMPTY_TEXT), (" \x00\x07\x1b ", EMPTY_TEXT),
+    ("\u2028\u00a0\u3000", EMPTY_TEXT), ("fine \ud800 film", INVALID_UNICODE),
 ])
 def test_bad_values_get_their_reason(value, reason):
     assert clean_text(value, max_chars=100) == (None, reason)
@@ -20,14 +28,60 @@ def test_good_values_are_stripped_decoded_and_capped():
     assert clean_text("café".encode("utf-8"), 100) == ("café", None)
     assert clean_text("x" * 1000, 10) == ("x" * 10, None)
     assert default_max_chars(128) == 6400
+    for text in ("😀🎬🍿", "الفيلم رائع", "<p>great <b>film</b></p>", "a\u200bb", "\x00ok"):
+        assert clean_text(text, 100) == (text, None)
 
 
-@given(st.one_of(st.none(), st.text(), st.binary(), st.integers()), st.integers(1, 50))
-def test_any_value_is_either_clean_text_or_a_reason(value, max_chars):
+def test_cut_text_keeps_no_trailing_whitespace():
+    assert clean_text("ab   cd", 4) == ("ab", None)
+
+
+def test_only_what_lies_within_the_cap_counts():
+    assert clean_text(" " * 5 + "\u200b" * 20 + "late text", 10) == (None, EMPTY_TEXT)
+    assert clean_text("early" + "\ud800", 5) == ("early", None)
+
+
+ANY_TEXT = st.text(st.characters(codec=None, exclude_categories=()), max_size=80)
+SCALARS = st.one_of(
+    st.none(), st.booleans(), st.integers(), st.floats(), st.decimals(), st.datetimes(),
+    st.dates(), ANY_TEXT, st.binary(max_size=80),
+    st.binary(max_size=80).map(bytearray), st.binary(max_size=80).map(memoryview),
+    st.text(max_size=80).map(lambda text: text.encode("utf-8")),
+    st.text(max_size=80).map(lambda text: text.encode("utf-16")))
+ANY_VALUE = st.recursive(SCALARS, lambda children: st.one_of(
+    st.lists(children, max_size=4), st.dictionaries(st.text(max_size=5), children, max_size=4),
+    st.tuples(children, children)), max_leaves=8)
+
+
+@settings(max_examples=400, deadline=None)
+@given(ANY_VALUE, st.integers(1, 60))
+@example(" \u200b" * 40 + "x", 5)
+@example(b"\xed\xa0\x80", 5)  # a UTF-8 encoded surrogate: undecodable
+@example(decimal.Decimal("NaN"), 1)
+@example(datetime.datetime(2026, 1, 1), 1)
+def test_any_value_is_either_clean_text_within_the_cap_or_a_known_reason(value, max_chars):
     text, reason = clean_text(value, max_chars)
     assert (text is None) != (reason is None)
-    if text is not None:
-        assert text == text.strip() and 0 < len(text) <= max_chars
+    if reason is not None:
+        assert reason in REASONS
+        return
+    assert isinstance(text, str) and 0 < len(text) <= max_chars
+    assert text == text.strip()
+    assert any(unicodedata.category(char)[0] not in "CZ" for char in text)
+    text.encode("utf-8")  # a tokenizer can take it
+    original = bytes(value).decode("utf-8") if not isinstance(value, str) else value
+    assert original.strip().startswith(text)
+
+
+@given(st.one_of(st.text(max_size=40), st.binary(max_size=40)))
+def test_strings_and_utf8_bytes_get_the_same_answer(text):
+    as_bytes = text if isinstance(text, bytes) else text.encode("utf-8")
+    try:
+        as_str = as_bytes.decode("utf-8")
+    except UnicodeDecodeError:
+        assert clean_text(as_bytes, 20) == (None, UNDECODABLE_BYTES)
+    else:
+        assert clean_text(as_bytes, 20) == clean_text(as_str, 20)
 
 
 def test_missing_column_error_names_the_file_and_its_columns():
@@ -39,5 +93,7 @@ def test_missing_column_error_names_the_file_and_its_columns():
         check_columns("a.parquet", ["text"], "text", "key")
 
 
-def test_cut_text_keeps_no_trailing_whitespace():
-    assert clean_text("ab   cd", 4) == ("ab", None)
+def test_first_line_of_an_error():
+    assert first_line(ValueError("  one\ntwo")) == "one"
+    assert first_line(ValueError("")) == "ValueError"
+    assert first_line(ValueError("x" * 900), 10) == "x" * 10
