@@ -109,3 +109,79 @@ def write_bad_file(path: Path, kind: str) -> Path:
 
 
 BAD_FILE_KINDS = ("truncated", "other_schema", "empty", "zero_rows", "corrupt_row_group")
+
+
+FIVE_MB = 5 * 1024 * 1024
+
+
+def hostile_texts(tokenizer_json: str, max_length: int) -> dict[str, Optional[str]]:
+    """The hostile values a string text column can hold, by case name."""
+    at_limit, over_limit = texts_of_token_lengths(tokenizer_json, [max_length, max_length + 1])
+    return {
+        "null": None,
+        "empty": "",
+        "whitespace_only": " \t\n\r\u00a0\u3000 ",
+        "five_mb": ("a slow , overlong film that never ends . " * (FIVE_MB // 41 + 1))[:FIVE_MB],
+        "control_chars": "\x00\x07 a good \x1b[31mfilm\x1b[0m \x7f\x08",
+        "zero_width": "great\u200b film\u200c \u200dreally\ufeff",
+        "zero_width_only": "\u200b\u200c\u200d\ufeff\u2060",
+        "right_to_left": "\u202eالفيلم رائع جدا\u202c \u05d4\u05e1\u05e8\u05d8 \u05d8\u05d5\u05d1",
+        "emoji_only": "\U0001F600\U0001F3AC\U0001F37F\U0001F44D",
+        "html": "<p>Great <b>film</b>!</p><script>alert('x')</script>&amp; &lt;3",
+        "max_length_tokens": at_limit,
+        "max_length_plus_one_tokens": over_limit,
+    }
+
+
+def write_hostile_dump(path: Path, good_texts: list[str], tokenizer_json: str,
+                       max_length: int, every: int = 50) -> Path:
+    """A review dump where one row in ``every`` (2% by default) is hostile, cycling through
+    `hostile_texts`; the others are ``good_texts`` in turn. Columns: ``review_id``, ``case``
+    (``good`` or the hostile case's name), ``text`` (string)."""
+    hostile = list(hostile_texts(tokenizer_json, max_length).items())
+    rows = len(hostile) * every * 2  # every hostile case twice
+    cases, texts = [], []
+    for index in range(rows):
+        if index % every == every // 2:
+            case, text = hostile[(index // every) % len(hostile)]
+        else:
+            case, text = "good", good_texts[index % len(good_texts)]
+        cases.append(case)
+        texts.append(text)
+    pq.write_table(pa.table({"review_id": [f"r{index:05d}" for index in range(rows)],
+                             "case": cases, "text": pa.array(texts, pa.string())}), path,
+                   row_group_size=500)
+    return path
+
+
+def write_typed_dumps(folder: Path, good_texts: list[str]) -> dict[str, Path]:
+    """Dumps whose text column is not a string column (Parquet has no union type, so each is its
+    own file and run): ``binary`` (valid UTF-8, invalid UTF-8, empty, null), ``numbers``
+    (int64) and ``lists`` (list<string>); columns ``review_id``, ``case``, ``text``."""
+    values = {
+        "binary": (pa.binary(), {
+            "good": [text.encode("utf-8") for text in good_texts[:4]],
+            "invalid_utf8": [b"\xff\xfe good film", b"caf\xe9", b"\xc3\x28", b"\xed\xa0\x80"],
+            "empty": [b"", b" \t "], "null": [None]}),
+        "numbers": (pa.int64(), {"number": [0, 7, -3, 2 ** 62], "null": [None]}),
+        "lists": (pa.list_(pa.string()), {"list": [["good", "film"], [], [good_texts[0]]],
+                                          "null": [None]}),
+    }
+    paths = {}
+    for kind, (text_type, by_case) in values.items():
+        cases = [case for case, texts in by_case.items() for _ in texts]
+        texts = [text for texts in by_case.values() for text in texts]
+        paths[kind] = folder / f"{kind}.parquet"
+        pq.write_table(pa.table({"review_id": [f"{kind}-{i}" for i in range(len(texts))],
+                                 "case": cases, "text": pa.array(texts, text_type)}),
+                       paths[kind])
+    return paths
+
+
+def sst2_sentences(shared_data: Path, count: int) -> list[str]:
+    """The first ``count`` SST-2 validation sentences (real review text)."""
+    import csv
+
+    with open(shared_data / "sst2" / "validation.tsv", newline="", encoding="utf-8") as handle:
+        rows = csv.DictReader(handle, delimiter="\t", quoting=csv.QUOTE_NONE)
+        return [row["sentence"] for _, row in zip(range(count), rows)]
