@@ -1,17 +1,21 @@
 """Command lines: ``sentiment-train`` (also ``python -m training``) and ``sentiment-eval``.
 
 Bad input ends with one line on stderr (``sentiment-train: error: ...``) and exit status 2.
+SIGINT (Ctrl-C) or SIGTERM during ``sentiment-train`` saves a checkpoint at the current step and
+ends with one line saying how to continue (``--resume``), exit status 130 or 143.
 """
 from __future__ import annotations
 
 import argparse
 import os
+import shlex
 import sys
 from pathlib import Path
 from typing import Sequence
 
+from training.checkpoints import SignalStop, TrainingInterrupted, checkpoint_step, latest_checkpoint
 from training.data import DataError, load_labelled_splits, parse_label_names
-from training.trainer import TrainConfig, TrainingError, default_base_model
+from training.trainer import CHECKPOINT_DIR, TrainConfig, TrainingError, default_base_model
 
 EXIT_BAD_INPUT = 2
 
@@ -63,6 +67,9 @@ def _train_parser() -> argparse.ArgumentParser:
                         help='grid, e.g. "learning_rate=2e-5,3e-5;batch_size=16,32"')
     parser.add_argument("--search_trials", type=int, default=None,
                         help="run this many random points of the --search grid")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue an interrupted run (same flags) from its newest checkpoint "
+                             "in OUTPUT_DIR/checkpoints")
     return parser
 
 
@@ -71,52 +78,82 @@ def _fail(prog: str, error: Exception) -> int:
     return EXIT_BAD_INPUT
 
 
+def _interrupted_line(interrupted: TrainingInterrupted, argv: Sequence[str], output_dir: str,
+                      search: bool) -> str:
+    """What an interrupted run says: where its checkpoint is and the command that continues."""
+    head = f"sentiment-train: interrupted by {interrupted.signal_name}"
+    if search:
+        return f"{head}; a --search is not resumable, run it again to start over"
+    checkpoint = latest_checkpoint(Path(output_dir) / CHECKPOINT_DIR)
+    if checkpoint is None:
+        return f"{head} before the first checkpoint; nothing to resume, run the command again"
+    command = shlex.join(["sentiment-train", *[a for a in argv if a != "--resume"], "--resume"])
+    return (f"{head}; checkpoint at step {checkpoint_step(checkpoint)} kept in {checkpoint}; "
+            f"continue with: {command}")
+
+
 def train_main(argv: Sequence[str] | None = None) -> int:
-    """``sentiment-train``: fine-tune, evaluate, calibrate and report."""
+    """``sentiment-train``: fine-tune, evaluate, calibrate and report (``--resume``: continue an
+    interrupted run)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = _train_parser().parse_args(argv)
-    try:
-        config = TrainConfig(
-            base_model=args.base_model or default_base_model(), epochs=args.epochs,
-            batch_size=args.batch_size, learning_rate=args.learning_rate,
-            max_length=args.max_length, class_weights=args.class_weights,
-            early_stopping_patience=args.early_stopping_patience, seed=args.seed,
-            eval_steps=args.eval_steps, warmup_ratio=args.warmup_ratio,
-            weight_decay=args.weight_decay)
-        config.validate()
-        space = None
-        if args.search:
-            from training.search import parse_search_space
-            space = parse_search_space(args.search)
-        elif args.search_trials is not None:
-            raise TrainingError("--search_trials needs --search")
-        splits = load_labelled_splits(
-            args.dataset, text_column=args.text_column, label_column=args.label_column,
-            labels=parse_label_names(args.labels), validation_fraction=args.validation_fraction,
-            seed=args.seed, max_train_samples=args.max_train_samples)
-        print(f"sentiment-train: {args.dataset}: {len(splits.train)} training and "
-              f"{len(splits.validation)} validation rows, text column {splits.text_column!r}, "
-              f"labels {splits.label_names}"
-              + (f", dropped {splits.dropped}" if splits.dropped else ""), flush=True)
-        if space:
-            from training.search import run_search
-            report = run_search(splits, config, space, args.output_dir,
-                                trials=args.search_trials, source=args.dataset,
-                                label_column=args.label_column)
-        else:
-            from training.run import train_and_report
-            report = train_and_report(splits, config, args.output_dir, source=args.dataset,
-                                      label_column=args.label_column)
-    except (DataError, TrainingError) as error:
-        return _fail("sentiment-train", error)
+    with SignalStop() as stop:
+        try:
+            report = _train(args, stop)
+        except (DataError, TrainingError) as error:
+            return _fail("sentiment-train", error)
+        except TrainingInterrupted as interrupted:
+            # on a line of its own after the progress bar the signal cut short
+            print("\n" + _interrupted_line(interrupted, argv, args.output_dir, bool(args.search)),
+                  file=sys.stderr)
+            return interrupted.exit_status
     baseline, final, calibration = (report["baseline_metrics"], report["final_metrics"],
                                     report["calibration"])
+    resumed = report["training"].get("resumed_from_step")
     print(f"sentiment-train: validation accuracy {baseline['accuracy']:.4f} -> "
           f"{final['accuracy']:.4f}, macro-F1 {baseline['macro_f1']:.4f} -> "
           f"{final['macro_f1']:.4f}; ECE {calibration['ece_before']:.4f} -> "
           f"{calibration['ece_after']:.4f} at temperature {calibration['temperature']:.3f}; "
           f"{report['training']['samples_per_second']:.1f} training samples/s; "
-          f"model and report in {args.output_dir}")
+          + (f"resumed at step {resumed}, finished at step {report['training']['global_step']}; "
+             if resumed else "")
+          + f"model and report in {args.output_dir}")
     return 0
+
+
+def _train(args: argparse.Namespace, stop: SignalStop) -> dict:
+    """Loads the data and trains (or searches); returns the training report."""
+    config = TrainConfig(
+        base_model=args.base_model or default_base_model(), epochs=args.epochs,
+        batch_size=args.batch_size, learning_rate=args.learning_rate,
+        max_length=args.max_length, class_weights=args.class_weights,
+        early_stopping_patience=args.early_stopping_patience, seed=args.seed,
+        eval_steps=args.eval_steps, warmup_ratio=args.warmup_ratio,
+        weight_decay=args.weight_decay)
+    config.validate()
+    space = None
+    if args.search:
+        from training.search import parse_search_space
+        space = parse_search_space(args.search)
+        if args.resume:
+            raise TrainingError("--resume does not apply to --search (trials start afresh)")
+    elif args.search_trials is not None:
+        raise TrainingError("--search_trials needs --search")
+    splits = load_labelled_splits(
+        args.dataset, text_column=args.text_column, label_column=args.label_column,
+        labels=parse_label_names(args.labels), validation_fraction=args.validation_fraction,
+        seed=args.seed, max_train_samples=args.max_train_samples)
+    print(f"sentiment-train: {args.dataset}: {len(splits.train)} training and "
+          f"{len(splits.validation)} validation rows, text column {splits.text_column!r}, "
+          f"labels {splits.label_names}"
+          + (f", dropped {splits.dropped}" if splits.dropped else ""), flush=True)
+    if space:
+        from training.search import run_search
+        return run_search(splits, config, space, args.output_dir, trials=args.search_trials,
+                          source=args.dataset, label_column=args.label_column, stop=stop)
+    from training.run import train_and_report
+    return train_and_report(splits, config, args.output_dir, source=args.dataset,
+                            label_column=args.label_column, resume=args.resume, stop=stop)
 
 
 def _eval_parser() -> argparse.ArgumentParser:

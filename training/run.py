@@ -9,6 +9,7 @@ from typing import Any
 
 from training import report as reporting
 from training.calibration import calibrate, expected_calibration_error
+from training.checkpoints import SignalStop
 from training.data import LabelledSplits, load_labelled_set, model_label_names
 from training.metrics import classification_metrics, probabilities
 from training.trainer import TrainConfig, fine_tune, load_tokenizer, predict_logits
@@ -29,15 +30,28 @@ def _metrics_with_ece(logits, label_ids, label_names) -> dict[str, Any]:
             "ece": expected_calibration_error(probs, label_ids)}
 
 
+def _training_speed(result) -> dict[str, Any]:
+    """Time and speed of the steps this process ran (after ``--resume``, the Trainer's samples/s
+    counts the whole run's samples over the resumed part's time)."""
+    metrics = result.train_metrics
+    resumed = result.resumed_from_step or 0
+    share = (result.global_step - resumed) / result.global_step if result.global_step else 1.0
+    return {"time_s": metrics["train_runtime"],
+            "samples_per_second": metrics["train_samples_per_second"] * share,
+            "steps_per_second": metrics["train_steps_per_second"] * share,
+            "resumed_from_step": result.resumed_from_step}
+
+
 def train_and_report(splits: LabelledSplits, config: TrainConfig, output_dir: str | os.PathLike,
-                     *, source: str, label_column: str = "label",
-                     progress: bool = True) -> dict[str, Any]:
+                     *, source: str, label_column: str = "label", progress: bool = True,
+                     resume: bool = False, stop: SignalStop | None = None) -> dict[str, Any]:
     """Fine-tunes on ``splits``, then writes model, tokenizer, report, plots, misclassified rows
-    and model card into ``output_dir``. Returns the report (also ``training_report.json``)."""
+    and model card into ``output_dir``. Returns the report (also ``training_report.json``).
+    ``resume`` and ``stop`` are passed to `fine_tune`."""
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     result = fine_tune(splits.train, splits.validation, splits.label_names, config, output_dir,
-                       progress=progress)
+                       progress=progress, resume=resume, stop=stop)
     result.tokenizer.save_pretrained(output_dir)
     validation_ids = splits.validation["label"]
     calibration = calibrate(result.final_logits, validation_ids)
@@ -59,9 +73,7 @@ def train_and_report(splits: LabelledSplits, config: TrainConfig, output_dir: st
         "final_metrics": final_metrics,
         "calibration": calibration,
         "training": {
-            "time_s": result.train_metrics["train_runtime"],
-            "samples_per_second": result.train_metrics["train_samples_per_second"],
-            "steps_per_second": result.train_metrics["train_steps_per_second"],
+            **_training_speed(result),
             "train_loss": result.train_metrics["train_loss"],
             "global_step": result.global_step, "max_steps": result.max_steps,
             "stopped_early": result.global_step < result.max_steps,
@@ -103,7 +115,7 @@ def evaluate_model(model_dir: str | os.PathLike, source: str, output_dir: str | 
     temperature = training_report.get("calibration", {}).get("temperature", 1.0)
     labelled = load_labelled_set(source, text_column=text_column, label_column=label_column,
                                  labels=label_names, split=split)
-    model = load_classifier(str(model_dir), label_names)
+    model = load_classifier(str(model_dir), label_names, flag="--model")
     tokenizer = load_tokenizer(str(model_dir))
     output_dir.mkdir(parents=True, exist_ok=True)
     logits = predict_logits(model, tokenizer, labelled.dataset, batch_size, max_length,

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from training import report as reporting
+from training.checkpoints import SignalStop
 from training.data import LabelledSplits
 from training.run import train_and_report
 from training.trainer import TrainConfig, TrainingError
@@ -56,9 +57,13 @@ def trial_parameters(space: dict[str, list[Any]], trials: int | None,
 
 def run_search(splits: LabelledSplits, base_config: TrainConfig, space: dict[str, list[Any]],
                output_dir: str | Path, *, trials: int | None = None, source: str,
-               label_column: str = "label", progress: bool = True) -> dict[str, Any]:
+               label_column: str = "label", progress: bool = True,
+               stop: SignalStop | None = None) -> dict[str, Any]:
     """Trains one model per trial under ``output_dir/trials``; the best by validation macro-F1
-    becomes the model in ``output_dir`` and its report gains a ``search`` section."""
+    becomes the model in ``output_dir`` and its report gains a ``search`` section.
+
+    A search is not resumable: each trial starts afresh (an interrupted trial's folder is
+    replaced); ``stop`` (an entered `SignalStop`) ends the search on SIGINT/SIGTERM."""
     output_dir = Path(output_dir)
     rows = []
     for number, parameters in enumerate(trial_parameters(space, trials, base_config.seed), 1):
@@ -66,8 +71,9 @@ def run_search(splits: LabelledSplits, base_config: TrainConfig, space: dict[str
         config.validate()
         print(f"search: trial {number}: {parameters}", flush=True)
         trial_dir = output_dir / TRIALS_DIR / f"trial_{number:02d}"
+        shutil.rmtree(trial_dir, ignore_errors=True)
         trial_report = train_and_report(splits, config, trial_dir, source=source,
-                                        label_column=label_column, progress=progress)
+                                        label_column=label_column, progress=progress, stop=stop)
         final = trial_report["final_metrics"]
         rows.append({"trial": number, "parameters": parameters, "accuracy": final["accuracy"],
                      "macro_f1": final["macro_f1"], "time_s": trial_report["training"]["time_s"],

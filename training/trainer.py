@@ -1,5 +1,6 @@
 """Fine-tuning with the Hugging Face `Trainer`: dynamic padding, length grouping, best checkpoint by
-validation macro-F1, early stopping, and inverse-frequency class weights."""
+validation macro-F1, early stopping, inverse-frequency class weights, and a graceful stop on
+SIGINT/SIGTERM that ``--resume`` continues from (see `training.checkpoints`)."""
 from __future__ import annotations
 
 import dataclasses
@@ -9,12 +10,16 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from training.checkpoints import (ResumeError, SignalStop, TrainingInterrupted, checkpoint_step,
+                                  prepare_run, run_identity)
 from training.metrics import trainer_metrics
 
 CHECKPOINT_DIR = "checkpoints"
 BEST_METRIC = "macro_f1"
 #: Trainer.save_model pickles its arguments; the output keeps safetensors and JSON only.
 TRAINING_ARGS_PICKLE = "training_args.bin"
+SAFETENSORS_NAMES = ("model.safetensors", "model.safetensors.index.json")
+PICKLED_NAMES = ("pytorch_model.bin", "pytorch_model.bin.index.json")
 
 
 class TrainingError(ValueError):
@@ -74,6 +79,7 @@ class FineTuneResult:
     global_step: int
     max_steps: int
     class_weight_values: list[float] | None
+    resumed_from_step: int | None
 
 
 def load_tokenizer(name_or_path: str):
@@ -90,28 +96,44 @@ def load_tokenizer(name_or_path: str):
     return tokenizer
 
 
-def load_classifier(name_or_path: str, label_names: Sequence[str]):
+def pickled_weights_problem(model_dir: Path) -> str | None:
+    """Why a local model folder cannot be loaded without pickle: it holds only pickled PyTorch
+    weights (``pytorch_model.bin``) or no weights at all. None when it has safetensors."""
+    if any((model_dir / name).is_file() for name in SAFETENSORS_NAMES):
+        return None
+    pickled = [name for name in PICKLED_NAMES if (model_dir / name).is_file()]
+    if pickled:
+        return (f"{model_dir / pickled[0]}: pickled PyTorch weights are refused (they can run "
+                "code when loaded); re-save the model with safetensors")
+    return f"{model_dir / SAFETENSORS_NAMES[0]}: not found; the folder holds no safetensors weights"
+
+
+def load_classifier(name_or_path: str, label_names: Sequence[str], flag: str = "--base_model"):
     """A sequence classifier with ``len(label_names)`` outputs; a new head where none fits.
 
-    Loads safetensors weights only (never pickled ones).
+    Loads safetensors weights only (never pickled ones): a local folder holding only
+    ``pytorch_model.bin`` is refused before transformers looks at it. ``flag`` names the
+    command-line flag the path came from, for error messages.
     """
     from transformers import AutoModelForSequenceClassification
 
+    if Path(name_or_path).is_dir() and (problem := pickled_weights_problem(Path(name_or_path))):
+        raise TrainingError(f"{flag} {name_or_path!r}: {problem}")
     try:
         return AutoModelForSequenceClassification.from_pretrained(
             name_or_path, num_labels=len(label_names), id2label=dict(enumerate(label_names)),
             label2id={name: i for i, name in enumerate(label_names)},
             ignore_mismatched_sizes=True, use_safetensors=True)
     except (OSError, ValueError) as error:
-        raise TrainingError(_model_load_message(name_or_path, error)) from None
+        raise TrainingError(_model_load_message(name_or_path, error, flag)) from None
 
 
-def _model_load_message(name_or_path: str, error: Exception) -> str:
+def _model_load_message(name_or_path: str, error: Exception, flag: str = "--base_model") -> str:
     first_line = (str(error).strip().splitlines() or [type(error).__name__])[0]
     if not Path(name_or_path).exists():
-        return (f"--base_model {name_or_path!r}: not a local folder, and it cannot be loaded from "
+        return (f"{flag} {name_or_path!r}: not a local folder, and it cannot be loaded from "
                 f"the Hugging Face hub (hub unreachable or unknown name: {first_line})")
-    return f"--base_model {name_or_path!r}: cannot load it ({first_line})"
+    return f"{flag} {name_or_path!r}: cannot load it ({first_line})"
 
 
 def tokenize(dataset, tokenizer, max_length: int):
@@ -165,7 +187,8 @@ def training_arguments(config: TrainConfig, checkpoint_dir: Path, num_train_rows
         load_best_model_at_end=True, metric_for_best_model=BEST_METRIC, greater_is_better=True,
         group_by_length=True, logging_steps=max(1, total_steps // 100), logging_first_step=True,
         report_to="none", seed=config.seed, save_safetensors=True, disable_tqdm=not progress,
-        dataloader_num_workers=0, dataloader_pin_memory=_has_cuda())
+        dataloader_num_workers=0, dataloader_pin_memory=_has_cuda(),
+        restore_callback_states_from_checkpoint=True)  # early-stopping patience on --resume
 
 
 def _has_cuda() -> bool:
@@ -174,12 +197,41 @@ def _has_cuda() -> bool:
     return torch.cuda.is_available()
 
 
+def _stop_at_step_end(stop: SignalStop):
+    """A Trainer callback: while the loop runs, a signal caught by ``stop`` makes the Trainer
+    finish the step and save a checkpoint; then `TrainingInterrupted` leaves `Trainer.train`
+    (before its end-of-training clean-up, which would delete that checkpoint when it is not the
+    best one)."""
+    from transformers import TrainerCallback
+
+    class StopAtStepEnd(TrainerCallback):
+        def on_train_begin(self, args, state, control, **kwargs):
+            stop.defer = True
+
+        def on_step_end(self, args, state, control, **kwargs):
+            if stop.requested is not None:
+                control.should_save = True
+
+        def on_save(self, args, state, control, **kwargs):
+            if stop.requested is not None:
+                stop.defer = False
+                raise TrainingInterrupted(stop.requested, in_training_loop=True)
+
+        def on_train_end(self, args, state, control, **kwargs):
+            stop.defer = False
+    return StopAtStepEnd()
+
+
 def fine_tune(train, validation, label_names: Sequence[str], config: TrainConfig,
-              output_dir: Path, progress: bool = True) -> FineTuneResult:
+              output_dir: Path, progress: bool = True, *, resume: bool = False,
+              stop: SignalStop | None = None) -> FineTuneResult:
     """Fine-tunes ``config.base_model`` on ``train``; saves the best model and tokenizer.
 
     Evaluates the untrained classifier first (baseline), checkpoints into
-    ``output_dir/checkpoints`` while training (removed once the best model is saved).
+    ``output_dir/checkpoints`` while training (removed once the best model is saved). With
+    ``resume`` it continues from the newest checkpoint of an interrupted run of the same
+    settings (`training.checkpoints.prepare_run`). With ``stop`` (an entered `SignalStop`), a
+    signal during training saves a checkpoint and raises `TrainingInterrupted`.
     """
     from transformers import (DataCollatorWithPadding, EarlyStoppingCallback, Trainer,
                               set_seed)
@@ -188,13 +240,20 @@ def fine_tune(train, validation, label_names: Sequence[str], config: TrainConfig
     set_seed(config.seed)
     tokenizer = load_tokenizer(config.base_model)
     model = load_classifier(config.base_model, label_names)
+    checkpoint_dir = output_dir / CHECKPOINT_DIR
+    try:
+        resume_from = prepare_run(checkpoint_dir,
+                                  run_identity(config, label_names, train, validation), resume)
+    except ResumeError as error:
+        raise TrainingError(str(error)) from None
     train_tokens = tokenize(train, tokenizer, config.max_length)
     validation_tokens = tokenize(validation, tokenizer, config.max_length)
     weights = (class_weight_values(train["label"], len(label_names))
                if config.class_weights == "auto" else None)
-    checkpoint_dir = output_dir / CHECKPOINT_DIR
     callbacks = ([EarlyStoppingCallback(early_stopping_patience=config.early_stopping_patience)]
                  if config.early_stopping_patience else [])
+    if stop is not None:
+        callbacks.append(_stop_at_step_end(stop))
     trainer = Trainer(
         model=model, args=training_arguments(config, checkpoint_dir, len(train), progress),
         train_dataset=train_tokens, eval_dataset=validation_tokens,
@@ -203,7 +262,15 @@ def fine_tune(train, validation, label_names: Sequence[str], config: TrainConfig
         compute_loss_func=weighted_cross_entropy(weights) if weights else None)
     baseline_logits = predict_logits(model, tokenizer, validation, 2 * config.batch_size,
                                      config.max_length, checkpoint_dir, progress)
-    train_output = trainer.train()
+    try:
+        train_output = trainer.train(
+            resume_from_checkpoint=str(resume_from) if resume_from else None)
+    except TrainingInterrupted as interrupted:
+        if interrupted.in_training_loop:  # end the loop's callbacks: closes the progress bar
+            trainer.callback_handler.on_train_end(trainer.args, trainer.state, trainer.control)
+        raise
+    if stop is not None and stop.requested is not None:
+        raise TrainingInterrupted(stop.requested)
     final_logits = predict_logits(trainer.model, tokenizer, validation, 2 * config.batch_size,
                                   config.max_length, checkpoint_dir, progress)
     trainer.save_model(str(output_dir))
@@ -216,14 +283,12 @@ def fine_tune(train, validation, label_names: Sequence[str], config: TrainConfig
         train_metrics=dict(train_output.metrics),
         best_step=_step_of_checkpoint(state.best_model_checkpoint),
         best_metric=state.best_metric, global_step=state.global_step, max_steps=state.max_steps,
-        class_weight_values=weights)
+        class_weight_values=weights,
+        resumed_from_step=checkpoint_step(resume_from) if resume_from else None)
 
 
 def _step_of_checkpoint(path: str | None) -> int | None:
-    """``.../checkpoint-500`` -> 500."""
-    if not path:
-        return None
-    return int(Path(path).name.rsplit("-", 1)[-1])
+    return checkpoint_step(Path(path)) if path else None
 
 
 def predict_logits(model, tokenizer, dataset, batch_size: int, max_length: int,

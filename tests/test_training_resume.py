@@ -1,0 +1,191 @@
+"""Interrupting ``sentiment-train`` (SIGINT, then SIGTERM) keeps a checkpoint, and ``--resume``
+continues from it to the normal outputs: through the real command on the tiny BERT."""
+from __future__ import annotations
+
+import ast
+import csv
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from training.cli import train_main
+
+BIN = Path(sys.executable).parent
+ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1",
+       "TOKENIZERS_PARALLELISM": "false"}
+# 64 rows in batches of 4 for 3 epochs: 48 steps, an evaluation and checkpoint every 6 steps
+MAX_STEPS, EVAL_STEPS, WARMUP_STEPS, PEAK_LR = 48, 6, 5, 1e-3
+INTERRUPTED = re.compile(r"^sentiment-train: interrupted by (SIG\w+); checkpoint at step (\d+) kept "
+                         r"in (\S+); continue with: (.+ --resume)$")
+
+
+def sst2_folder(shared_data: Path, folder: Path) -> Path:
+    """train.jsonl (64 SST-2 rows) and validation.jsonl (40 rows)."""
+    frame = pd.read_csv(shared_data / "sst2" / "train.tsv", sep="\t", quoting=csv.QUOTE_NONE)
+    frame = frame.sample(n=104, random_state=1).rename(columns={"sentence": "text"})
+    folder.mkdir(parents=True)
+    frame.iloc[:64].to_json(folder / "train.jsonl", orient="records", lines=True)
+    frame.iloc[64:].to_json(folder / "validation.jsonl", orient="records", lines=True)
+    return folder
+
+
+def _flags(data: Path, output_dir: Path, base_model: Path, learning_rate: float = PEAK_LR) -> list[str]:
+    return ["--dataset", str(data), "--output_dir", str(output_dir), "--base_model",
+            str(base_model), "--epochs", "3", "--batch_size", "4", "--eval_steps", str(EVAL_STEPS),
+            "--learning_rate", str(learning_rate), "--max_length", "32"]
+
+
+def _complete_steps(checkpoint_dir: Path) -> list[int]:
+    return sorted(int(path.parent.name.split("-")[1])
+                  for path in checkpoint_dir.glob("checkpoint-*/trainer_state.json"))
+
+
+def _wait_for_checkpoint(checkpoint_dir: Path, after_step: int, running) -> None:
+    """Returns once a checkpoint newer than ``after_step`` is complete (``running()`` true)."""
+    deadline = time.monotonic() + 120
+    while not [step for step in _complete_steps(checkpoint_dir) if step > after_step]:
+        assert running(), "training ended before it wrote a checkpoint"
+        assert time.monotonic() < deadline, "no checkpoint within 120 s"
+        time.sleep(0.02)
+
+
+def interrupt_command(flags: list[str], signum: int, logs: Path) -> tuple[int, str, str]:
+    """Starts ``sentiment-train FLAGS`` as a process and sends it ``signum`` once it has written
+    a checkpoint; returns exit status, stdout and stderr."""
+    checkpoint_dir = Path(flags[flags.index("--output_dir") + 1]) / "checkpoints"
+    with open(logs / "stdout", "w") as out, open(logs / "stderr", "w") as err:
+        process = subprocess.Popen([str(BIN / "sentiment-train"), *flags], stdout=out, stderr=err,
+                                   env=ENV)
+        try:
+            _wait_for_checkpoint(checkpoint_dir, 0, lambda: process.poll() is None)
+            process.send_signal(signum)
+            status = process.wait(timeout=120)
+        finally:
+            process.kill()
+    return status, (logs / "stdout").read_text(), (logs / "stderr").read_text()
+
+
+def interrupt_main(flags: list[str], signum: int, after_step: int) -> int:
+    """Runs ``train_main(FLAGS)`` in this process; a thread sends this process ``signum`` once a
+    checkpoint newer than ``after_step`` is complete. Returns the exit status."""
+    checkpoint_dir = Path(flags[flags.index("--output_dir") + 1]) / "checkpoints"
+    done = threading.Event()
+
+    def send_signal():
+        _wait_for_checkpoint(checkpoint_dir, after_step, lambda: not done.is_set())
+        os.kill(os.getpid(), signum)
+
+    sender = threading.Thread(target=send_signal, daemon=True)
+    sender.start()
+    try:
+        return train_main(flags)
+    finally:
+        done.set()
+        sender.join()
+
+
+def last_line(stderr: str) -> str:
+    """The last line written (progress bars redraw their line with carriage returns)."""
+    return [line for line in re.split(r"[\r\n]", stderr) if line.strip()][-1]
+
+
+def _logged_epochs(stdout: str) -> list[float]:
+    """Epochs of the training-loss logs the Trainer printed (one dict per line)."""
+    return [ast.literal_eval(line)["epoch"] for line in stdout.splitlines()
+            if line.startswith("{'loss'")]
+
+
+def linear_schedule(step: int) -> float:
+    """The learning rate after ``step`` optimizer steps: linear warm-up, then linear decay."""
+    if step < WARMUP_STEPS:
+        return PEAK_LR * step / WARMUP_STEPS
+    return PEAK_LR * (MAX_STEPS - step) / (MAX_STEPS - WARMUP_STEPS)
+
+
+def test_interrupt_twice_then_resume_to_the_end(tmp_path, tiny_model_dir, shared_data, capsys):
+    data = sst2_folder(shared_data, tmp_path / "data")
+    output_dir = tmp_path / "model"
+    checkpoint_dir = output_dir / "checkpoints"
+    flags = _flags(data, output_dir, tiny_model_dir)
+    (tmp_path / "run1").mkdir()
+
+    # 1. Ctrl-C: the step finishes, a checkpoint is saved there, one line says how to go on
+    status, stdout1, stderr = interrupt_command(flags, signal.SIGINT, tmp_path / "run1")
+    assert status == 130, stderr[-3000:]
+    line = last_line(stderr)
+    assert "\n" + line in stderr  # a line of its own
+    match = INTERRUPTED.match(line)
+    assert match, line
+    first_stop = int(match.group(2))
+    assert match.group(1) == "SIGINT" and 0 < first_stop < MAX_STEPS
+    assert Path(match.group(3)) == checkpoint_dir / f"checkpoint-{first_stop}"
+    assert match.group(4).split()[1:] == [*flags, "--resume"]
+    assert {"model.safetensors", "optimizer.pt", "scheduler.pt", "rng_state.pth",
+            "trainer_state.json"} <= {p.name for p in (checkpoint_dir / f"checkpoint-{first_stop}").iterdir()}
+    assert not (output_dir / "training_report.json").exists()
+    assert "Traceback" not in stderr
+
+    # 2. what --resume refuses, and a fresh start over the checkpoints (in-process, same command)
+    (checkpoint_dir / f"checkpoint-{MAX_STEPS}").mkdir()  # a save cut short: not complete
+    capsys.readouterr()
+    assert train_main(_flags(data, output_dir, tiny_model_dir, learning_rate=5e-4)
+                      + ["--resume"]) == 2
+    assert capsys.readouterr().err.strip() == (
+        "sentiment-train: error: --resume: this command differs from the interrupted run: "
+        "--learning_rate 0.0005 (interrupted run: 0.001); rerun it with the interrupted run's flags")
+    assert train_main(flags) == 2
+    assert capsys.readouterr().err.strip() == (
+        f"sentiment-train: error: {checkpoint_dir} holds checkpoint-{first_stop} of an interrupted "
+        f"run; add --resume to continue it, or delete {checkpoint_dir} to start over")
+    assert train_main(_flags(data, tmp_path / "fresh", tiny_model_dir) + ["--resume"]) == 2
+    assert capsys.readouterr().err.strip() == (
+        f"sentiment-train: error: --resume: no complete checkpoint in {tmp_path / 'fresh'}/"
+        "checkpoints; run the command without --resume to start training")
+
+    # 3. resumed (in this process, as the console script would), then stopped with SIGTERM
+    status = interrupt_main([*flags, "--resume"], signal.SIGTERM, first_stop)
+    stdout2, stderr = capsys.readouterr()
+    assert status == 143, stderr[-3000:]
+    match = INTERRUPTED.match(last_line(stderr))
+    assert match and match.group(1) == "SIGTERM", stderr[-2000:]
+    second_stop = int(match.group(2))
+    assert first_stop < second_stop < MAX_STEPS
+    assert not (checkpoint_dir / f"checkpoint-{MAX_STEPS}").exists()  # the cut-short save is gone
+
+    # 4. resumed to the end: the normal outputs, checkpoints removed
+    result = subprocess.run([str(BIN / "sentiment-train"), *flags, "--resume"],
+                            capture_output=True, text=True, env=ENV, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert f"resumed at step {second_stop}, finished at step {MAX_STEPS}" in result.stdout
+    assert {"model.safetensors", "tokenizer.json", "training_report.json", "README.md",
+            "loss.png"} <= {path.name for path in output_dir.iterdir()}
+    assert not checkpoint_dir.exists()
+    report = json.loads((output_dir / "training_report.json").read_text())
+    training = report["training"]
+    assert training["resumed_from_step"] == second_stop
+    assert training["global_step"] == training["max_steps"] == MAX_STEPS
+
+    # each process trained only its own steps: global step continued, never restarted
+    steps_per_epoch = MAX_STEPS / 3
+    for stdout, low, high in [(stdout1, 0, first_stop), (stdout2, first_stop, second_stop),
+                              (result.stdout, second_stop, MAX_STEPS)]:
+        steps = [round(epoch * steps_per_epoch) for epoch in _logged_epochs(stdout)]
+        assert steps and low < min(steps) and max(steps) <= high, (low, high, steps)
+    # the log history spans the three processes once, and the learning rate follows one
+    # schedule across them (scheduler state restored, not warmed up again)
+    losses = [entry for entry in report["log_history"] if "loss" in entry]
+    assert [entry["step"] for entry in losses] == list(range(1, MAX_STEPS + 1))
+    for entry in losses:
+        # the rate logged at a step is the one that step used
+        assert entry["learning_rate"] == pytest.approx(linear_schedule(entry["step"] - 1), rel=1e-6)
+    evaluations = [entry["step"] for entry in report["log_history"] if "eval_macro_f1" in entry]
+    assert evaluations == list(range(EVAL_STEPS, MAX_STEPS + 1, EVAL_STEPS))
