@@ -37,12 +37,11 @@ from beam_pipeline.bundle import (FORMAT_VERSION, MANIFEST_NAME, PRECISIONS, TOK
                                   file_entry)
 from export import parity
 from export.probes import probe_sentences
+from training.trainer import pickled_weights_problem
 
 OPTIMIZATION_LEVELS = ("O1", "O2", "O3")
 REPORT_NAME = "training_report.json"
 OUTPUT_NAME = "logits"
-SAFETENSORS_NAMES = ("model.safetensors", "model.safetensors.index.json")
-PICKLED_NAMES = ("pytorch_model.bin", "pytorch_model.bin.index.json")
 VERSIONED_PACKAGES = ("optimum", "optimum-onnx", "onnx", "transformers", "torch", "tokenizers")
 
 
@@ -89,13 +88,8 @@ def check_model_dir(model_dir: Path) -> None:
     if not (model_dir / "config.json").is_file():
         raise ExportError(f"{model_dir / 'config.json'}: not found; --model_dir must be a folder "
                           "written by sentiment-train or save_pretrained")
-    if not any((model_dir / name).is_file() for name in SAFETENSORS_NAMES):
-        pickled = [name for name in PICKLED_NAMES if (model_dir / name).is_file()]
-        if pickled:
-            raise ExportError(f"{model_dir / pickled[0]}: pickled PyTorch weights are refused (they "
-                              "can run code when loaded); re-save the model with safetensors")
-        raise ExportError(f"{model_dir / SAFETENSORS_NAMES[0]}: not found; the folder holds no "
-                          "safetensors weights")
+    if problem := pickled_weights_problem(model_dir):
+        raise ExportError(problem)
 
 
 def read_training_report(model_dir: Path) -> dict[str, Any]:
