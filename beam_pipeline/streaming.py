@@ -7,15 +7,24 @@
       -> RunInference(KeyedModelHandler(StreamingModelHandler))  (the batch handler, kept loaded;
                                                  hot-swapped with --model_watch)
       -> scored records (records.scored_record), re-stamped with their event time
+                                      (a row ONNX Runtime fails on --> dead letters)
            |-> WriteToPubSub(--output_topic)            JSON, input attributes kept
            |-> windowed JSON-lines files                (--output_files)
            '-> MonitorSentiment -> aggregates + alerts -> WriteToPubSub(--aggregates_topic)
     dead letters -> WriteToPubSub(--dead_letter_topic)  (else counted and logged: id and reason)
 
-Guarantees on the DirectRunner: Beam's DirectRunner acknowledges a pulled message before it is
-processed, so a crash of the process loses the messages it held (Dataflow checkpoints and gives
-exactly-once processing). Within a running pipeline every message is scored or dead-lettered once.
-``id_label`` and ``timestamp_attribute`` are not supported there and not used.
+Guarantees (what the tests in tests/test_streaming_pubsub.py show, on the DirectRunner):
+every message pulled is written once, to ``--output_topic`` scored or to ``--dead_letter_topic``
+with a reason, however many malformed messages arrive between good ones; a message whose text
+ONNX Runtime fails on is dead-lettered (``inference_error``), not lost. Delivery is
+at-least-once: Pub/Sub delivers a message again when its acknowledgement is lost or late, and the
+pipeline then scores it again; every record carries the Pub/Sub ``message_id`` (and the payload's
+``id``), so consumers de-duplicate on ``message_id``. The DirectRunner acknowledges a pulled
+message before it is processed, so a crash of the process loses the messages it held. Dataflow
+checkpoints and de-duplicates Pub/Sub reads (exactly-once processing; not tested here).
+``id_label`` and ``timestamp_attribute`` are not supported on the DirectRunner and not used.
+Payloads appear only in the output and dead-letter topics, never in log lines (which name
+message ids and reasons).
 
 Event time and lateness on the DirectRunner: its Pub/Sub watermark is the wall clock at each
 pull (Dataflow's is the oldest unacknowledged publish time). A backlog read after a restart
@@ -33,14 +42,16 @@ import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.io.gcp.pubsub import ReadFromPubSub, WriteToPubSub, parse_subscription, \
     parse_topic
+from apache_beam.metrics import Metrics
 from apache_beam.ml.inference.base import KeyedModelHandler, PredictionResult, RunInference
 from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
 from apache_beam.transforms import trigger, window
 
 from beam_pipeline.bundle import load_bundle, read_manifest
-from beam_pipeline.onnx_handler import choose_precision
+from beam_pipeline.onnx_handler import (INFERENCE_ERROR, INFERENCE_STAGE, InferenceFailure,
+                                        choose_precision)
 from beam_pipeline.options import ScoringOptions
-from beam_pipeline.records import scored_record, utc_now
+from beam_pipeline.records import dead_letter_record, scored_record, utc_now
 from beam_pipeline.streaming_messages import (DEAD_LETTER_TAG, DEFAULT_MAX_MESSAGE_BYTES,
                                               MessageFormat, ParsedMessage, ParseMessages,
                                               to_json_bytes, to_pubsub_message)
@@ -94,8 +105,10 @@ class StreamingOptions(PipelineOptions):
         parser.add_argument("--pubsub_readers", default=1, type=int,
                             help="parallel reads of --input_subscription (the DirectRunner pulls "
                                  "at most 10 messages per read and step)")
-        parser.add_argument("--max_batch_duration_secs", default=1, type=int,
-                            help="longest time a record waits for its inference batch to fill")
+        parser.add_argument("--max_batch_duration_secs", default=0, type=int,
+                            help="longest time a record waits for its inference batch to fill "
+                                 "(Beam's stateful batching, driven by a processing-time timer); "
+                                 "0: no wait, the messages of one Pub/Sub pull are one batch")
         parser.add_argument("--model_watch", default=None,
                             help="glob of bundle folders: a bundle written there later (its "
                                  "bundle.json last) is verified and scores from then on, "
@@ -158,7 +171,8 @@ def plan_streaming_job(options: PipelineOptions) -> StreamingJob:
     if streaming.model_watch_interval_s <= 0:
         raise InputError("--model_watch_interval_s must be positive")
     handler = StreamingModelHandler.from_options(
-        scoring, scoring.max_length, max_batch_duration_secs=streaming.max_batch_duration_secs,
+        scoring, scoring.max_length,
+        max_batch_duration_secs=streaming.max_batch_duration_secs or None,
         model_watch=streaming.model_watch,
         model_watch_interval_s=streaming.model_watch_interval_s)
     message_format = MessageFormat(
@@ -168,13 +182,22 @@ def plan_streaming_job(options: PipelineOptions) -> StreamingJob:
 
 
 class ToScoredRecord(beam.DoFn):
-    """``(ParsedMessage, PredictionResult)`` -> the scored record, stamped with its event time."""
+    """``(ParsedMessage, PredictionResult)`` -> the scored record, stamped with its event time;
+    a message ONNX Runtime failed on goes to the ``dead_letter`` output (reason
+    ``inference_error``, the error's type and first line in ``error``; logged without text)."""
 
     def __init__(self, labels: tuple[str, ...]):
         self._labels = list(labels)
+        self._failed = Metrics.counter("streaming", f"dead_letter_{INFERENCE_ERROR}")
 
     def process(self, scored: tuple[ParsedMessage, PredictionResult]) -> Iterator[Any]:
         parsed, result = scored
+        if isinstance(result.inference, InferenceFailure):
+            self._failed.inc()
+            yield beam.pvalue.TaggedOutput(DEAD_LETTER_TAG, dead_letter_record(
+                parsed.row, parsed.record_id, INFERENCE_ERROR, INFERENCE_STAGE,
+                str(result.inference)))
+            return
         record = scored_record(parsed.row, parsed.record_id, result.inference, self._labels,
                                result.model_id, utc_now())
         yield window.TimestampedValue(record, parsed.event_time)
@@ -256,11 +279,14 @@ def build_streaming_pipeline(pipeline: beam.Pipeline,
               | "AllMessages" >> beam.Flatten()
               | "Parse" >> beam.ParDo(ParseMessages(job.message_format)).with_outputs(
                   DEAD_LETTER_TAG, main="parsed"))
-    scored = (parsed.parsed
-              | "KeyByMessage" >> beam.Map(lambda message: (message, message.text))
-              | "Score" >> RunInference(KeyedModelHandler(job.handler))
-              | "ScoredRecords" >> beam.ParDo(ToScoredRecord(job.labels)))
-    dead_letters = parsed[DEAD_LETTER_TAG]
+    outcomes = (parsed.parsed
+                | "KeyByMessage" >> beam.Map(lambda message: (message, message.text))
+                | "Score" >> RunInference(KeyedModelHandler(job.handler))
+                | "ScoredRecords" >> beam.ParDo(ToScoredRecord(job.labels)).with_outputs(
+                    DEAD_LETTER_TAG, main="scored"))
+    scored = outcomes.scored
+    dead_letters = ((parsed[DEAD_LETTER_TAG], outcomes[DEAD_LETTER_TAG])
+                    | "AllDeadLetters" >> beam.Flatten())
 
     (scored | "ScoredMessages" >> beam.Map(to_pubsub_message)
      | "WriteScored" >> WriteToPubSub(streaming.output_topic, with_attributes=True))

@@ -42,7 +42,8 @@ from apache_beam.io.filesystems import FileSystems
 from apache_beam.ml.inference.base import PredictionResult
 
 from beam_pipeline.bundle import MANIFEST_NAME
-from beam_pipeline.onnx_handler import OnnxSentimentModelHandler, ScoringModel, load_scoring_model
+from beam_pipeline.onnx_handler import (InferenceFailure, OnnxSentimentModelHandler, ScoringModel,
+                                        load_scoring_model)
 
 LOGGER = logging.getLogger(__name__)
 DEFAULT_WATCH_INTERVAL_S = 30.0
@@ -77,16 +78,17 @@ class SwappableModel:
         """The model version scoring now."""
         return self._model.version()
 
-    def score(self, texts: Sequence[str]) -> tuple[str, np.ndarray]:
-        """``(model version, probabilities of the texts)``; looks for a newer bundle first when
-        the interval has passed."""
+    def score(self, texts: Sequence[str]) -> tuple[str, list[np.ndarray | InferenceFailure]]:
+        """``(model version, one result per text)``: its probabilities, or the
+        `InferenceFailure` of a row ONNX Runtime raised for (`ScoringModel.predict_rows`).
+        Looks for a newer bundle first when the interval has passed."""
         if self._pattern and self._clock() >= self._next_look:
             with self._lock:
                 if self._clock() >= self._next_look:
                     self._swap_to_newest()
                     self._next_look = self._clock() + self._interval_s
         model = self._model
-        return model.version(), model.predict(list(texts))
+        return model.version(), model.predict_rows(list(texts))
 
     def _swap_to_newest(self) -> None:
         manifests = watched_manifests(self._pattern)
@@ -116,7 +118,8 @@ class SwappableModel:
 
 
 class StreamingModelHandler(OnnxSentimentModelHandler):
-    """The batch pipeline's handler, for a stream: the model may be hot-swapped
+    """The batch pipeline's handler, for a stream: rows ONNX Runtime fails on come back as
+    `InferenceFailure` results instead of failing the bundle, the model may be hot-swapped
     (``model_watch``), and the loaded model stays alive in the process between bundles: Beam's
     DirectRunner builds a new RunInference DoFn for every streaming bundle (one Pub/Sub pull, at
     most 10 messages), and a model shared only weakly was loaded again every few messages. The
@@ -152,8 +155,8 @@ class StreamingModelHandler(OnnxSentimentModelHandler):
 
     def run_inference(self, batch: Sequence[str], model: SwappableModel,
                       inference_args: Optional[dict[str, Any]] = None) -> list[PredictionResult]:
-        """One result per text; ``model_id`` is the version of the model that scored the
-        batch."""
+        """One result per text: ``inference`` holds its probabilities or its
+        `InferenceFailure`; ``model_id`` the version of the model that scored the batch."""
         version, results = model.score(batch)
         return [PredictionResult(example=text, inference=result, model_id=version)
                 for text, result in zip(batch, results)]
