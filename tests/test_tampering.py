@@ -65,7 +65,8 @@ def tamper(bundle_dir: Path, case: str) -> str:
         return "{bundle}/model_fp32.onnx: fp32 model file listed in bundle.json is missing"
     elif case == "precision_not_listed":
         del manifest["precisions"]["fp32"]
-        message = "{bundle}/bundle.json: precision 'fp32' not in bundle (it has ['fp16', 'int8'])"
+        message = ("{bundle}/bundle.json: precision 'fp32' not in bundle (it has "
+                   f"{sorted(manifest['precisions'])})")
     elif case == "manifest_missing":
         manifest_path.unlink()
         return "{bundle}/bundle.json: not found"

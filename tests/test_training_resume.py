@@ -17,6 +17,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from training.checkpoints import ResumeError, latest_checkpoint, prepare_run
 from training.cli import train_main
 
 BIN = Path(sys.executable).parent
@@ -38,7 +39,9 @@ def sst2_folder(shared_data: Path, folder: Path) -> Path:
     return folder
 
 
-def _flags(data: Path, output_dir: Path, base_model: Path, learning_rate: float = PEAK_LR) -> list[str]:
+def train_flags(data: Path, output_dir: Path, base_model: Path,
+                learning_rate: float = PEAK_LR) -> list[str]:
+    """The flags of the interrupted-and-resumed run (48 steps, a checkpoint every 6)."""
     return ["--dataset", str(data), "--output_dir", str(output_dir), "--base_model",
             str(base_model), "--epochs", "3", "--batch_size", "4", "--eval_steps", str(EVAL_STEPS),
             "--learning_rate", str(learning_rate), "--max_length", "32"]
@@ -115,7 +118,7 @@ def test_interrupt_twice_then_resume_to_the_end(tmp_path, tiny_model_dir, shared
     data = sst2_folder(shared_data, tmp_path / "data")
     output_dir = tmp_path / "model"
     checkpoint_dir = output_dir / "checkpoints"
-    flags = _flags(data, output_dir, tiny_model_dir)
+    flags = train_flags(data, output_dir, tiny_model_dir)
     (tmp_path / "run1").mkdir()
 
     # 1. Ctrl-C: the step finishes, a checkpoint is saved there, one line says how to go on
@@ -137,7 +140,7 @@ def test_interrupt_twice_then_resume_to_the_end(tmp_path, tiny_model_dir, shared
     # 2. what --resume refuses, and a fresh start over the checkpoints (in-process, same command)
     (checkpoint_dir / f"checkpoint-{MAX_STEPS}").mkdir()  # a save cut short: not complete
     capsys.readouterr()
-    assert train_main(_flags(data, output_dir, tiny_model_dir, learning_rate=5e-4)
+    assert train_main(train_flags(data, output_dir, tiny_model_dir, learning_rate=5e-4)
                       + ["--resume"]) == 2
     assert capsys.readouterr().err.strip() == (
         "sentiment-train: error: --resume: this command differs from the interrupted run: "
@@ -146,7 +149,7 @@ def test_interrupt_twice_then_resume_to_the_end(tmp_path, tiny_model_dir, shared
     assert capsys.readouterr().err.strip() == (
         f"sentiment-train: error: {checkpoint_dir} holds checkpoint-{first_stop} of an interrupted "
         f"run; add --resume to continue it, or delete {checkpoint_dir} to start over")
-    assert train_main(_flags(data, tmp_path / "fresh", tiny_model_dir) + ["--resume"]) == 2
+    assert train_main(train_flags(data, tmp_path / "fresh", tiny_model_dir) + ["--resume"]) == 2
     assert capsys.readouterr().err.strip() == (
         f"sentiment-train: error: --resume: no complete checkpoint in {tmp_path / 'fresh'}/"
         "checkpoints; run the command without --resume to start training")
@@ -189,3 +192,16 @@ def test_interrupt_twice_then_resume_to_the_end(tmp_path, tiny_model_dir, shared
         assert entry["learning_rate"] == pytest.approx(linear_schedule(entry["step"] - 1), rel=1e-6)
     evaluations = [entry["step"] for entry in report["log_history"] if "eval_macro_f1" in entry]
     assert evaluations == list(range(EVAL_STEPS, MAX_STEPS + 1, EVAL_STEPS))
+
+
+def test_only_checkpoints_with_safetensors_weights_are_resumed(tmp_path):
+    """A checkpoint whose weights are pickled (pytorch_model.bin) is never loaded."""
+    checkpoint_dir = tmp_path / "checkpoints"
+    pickled = checkpoint_dir / "checkpoint-6"
+    pickled.mkdir(parents=True)
+    (pickled / "trainer_state.json").write_text("{}")
+    (pickled / "pytorch_model.bin").write_bytes(b"\x80\x04not loaded")
+    with pytest.raises(ResumeError, match="--resume: no complete checkpoint in "):
+        prepare_run(checkpoint_dir, {}, resume=True)
+    (pickled / "model.safetensors").write_bytes(b"")
+    assert latest_checkpoint(checkpoint_dir) == pickled
