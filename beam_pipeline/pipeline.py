@@ -33,6 +33,11 @@ Why this shape:
 - The DaskRunner hands every output of a multi-output ParDo to every consumer, so nothing here
   uses tagged outputs: a chunk carries its dead letters through scoring, and two FlatMaps split
   them off at the end.
+- Bad files are found before the run from their footers (`check_input_files`: unreadable,
+  a column missing, another schema): an error, or left out with ``--skip_bad_files``. A row
+  group whose pages cannot be read is found while reading: its rows are dead-lettered
+  (``unreadable_row_group``, stage ``read``, see `ReadChunks`), and the command exits 2 unless
+  ``--skip_bad_files``.
 - An error ONNX Runtime raises while scoring a chunk loses no row: `ScoringModel.predict_rows`
   bisects the failing sub-batch, the rows that fail alone become dead letters (reason
   ``inference_error``, stage ``inference``, the error's type and first line in ``error``), the
