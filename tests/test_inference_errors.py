@@ -28,9 +28,12 @@ def texts(short_position_bundle):
     return texts_of_token_lengths((short_position_bundle / "tokenizer.json").read_text(), LENGTHS)
 
 
-def test_predict_rows_isolates_the_failing_rows_of_a_batch(short_position_bundle, texts):
+@pytest.mark.parametrize("long_text", ["truncate", "chunk"])
+def test_predict_rows_isolates_the_failing_rows_of_a_batch(short_position_bundle, texts,
+                                                           long_text):
+    """With ``chunk`` a long text is scored as windows; it fails when any of its windows does."""
     model = load_scoring_model(str(short_position_bundle), precision="fp32", device="cpu",
-                               max_length=64, max_batch_size=64)
+                               max_length=64, max_batch_size=64, long_text=long_text)
     with pytest.raises(Exception, match=r"ONNXRuntimeError"):
         model.predict(texts)  # one call holds every row: it fails as a whole
     outcomes = model.predict_rows(texts)
