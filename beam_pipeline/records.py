@@ -12,10 +12,12 @@ names, types and order)::
     model_version  string     sha256 prefix of the ONNX file that scored (Bundle.model_version)
     scored_at      timestamp[us, UTC]
 
-A dead-letter record is ``id``, the original columns, ``reason`` (validation.REASONS, or
-onnx_handler.INFERENCE_ERROR), ``stage`` (where it was rejected) and ``error`` (for an inference
-error: the error's type and the first line of its message; else null). Both are plain dicts, so
-the streaming pipeline can reuse `scored_record` and `dead_letter_record` with rows parsed from messages.
+A dead-letter record is ``id``, the original columns, ``reason``, ``stage`` (where it was
+rejected) and ``error`` (null, except: for ``inference_error`` the error's type and the first
+line of its message; for ``unreadable_row_group`` the file, row group and error). Reasons:
+validation.REASONS (stage ``validation``), onnx_handler.INFERENCE_ERROR (stage ``inference``),
+pipeline.UNREADABLE_ROW_GROUP (stage ``read``). Both are plain dicts, so the streaming pipeline
+can reuse `scored_record` and `dead_letter_record` with rows parsed from messages.
 """
 from __future__ import annotations
 
