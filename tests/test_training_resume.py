@@ -176,6 +176,7 @@ def test_interrupt_twice_then_resume_to_the_end(tmp_path, tiny_model_dir, shared
     training = report["training"]
     assert training["resumed_from_step"] == second_stop
     assert training["global_step"] == training["max_steps"] == MAX_STEPS
+    assert f"resumed from the checkpoint at step {second_stop}" in (output_dir / "README.md").read_text()
 
     # each process trained only its own steps: global step continued, never restarted
     steps_per_epoch = MAX_STEPS / 3

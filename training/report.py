@@ -117,7 +117,10 @@ def write_model_card(output_dir: Path, report: dict[str, Any]) -> None:
         f"- {training['global_step']} optimizer steps in {training['time_s']:.1f} s "
         f"({training['samples_per_second']:.1f} samples/s); best checkpoint at step "
         f"{training['best_step']} (validation macro-F1 {training['best_validation_macro_f1']:.4f})"
-        f"{'; stopped early' if training['stopped_early'] else ''}", "",
+        f"{'; stopped early' if training['stopped_early'] else ''}"
+        + (f"; resumed from the checkpoint at step {training['resumed_from_step']} (time and "
+           "speed are those of the resumed part)" if training.get("resumed_from_step") else ""),
+        "",
         "## Validation results", "", *_metrics_table(report), "", *per_class, "",
         f"Calibration: softmax temperature {calibration['temperature']:.3f} (fitted on the "
         f"validation logits) takes the expected calibration error from "
