@@ -16,7 +16,8 @@ Parquet file in row groups of 2,500. Contenders, records/s:
 Also: 2 workers vs 1 (DirectRunner multi_processing, DaskRunner LocalCluster; one ONNX Runtime
 thread per worker so that workers, not threads, scale), peak RSS, and a ``--big_rows`` dump
 (200,000) against the 20,000 one. Timings alternate between contenders within each repeat and
-the medians are reported. Writes benchmarks/results/score_benchmark.{md,json}.
+the medians are reported. Writes benchmarks/results/score_benchmark.{md,json};
+``--only workers`` runs just the worker comparison and writes score_benchmark_workers.{md,json}.
 """
 from __future__ import annotations
 
@@ -178,27 +179,47 @@ def dask_worker_peak_mib(client) -> list[float]:
         lambda: resource.getrusage(resource.RUSAGE_SELF).ru_maxrss).values()]
 
 
-def scaling(dump: Path, bundle: Path, rows: int, work: Path) -> dict:
-    """Records/s with 1 and 2 workers on the DirectRunner (multi-process) and the DaskRunner."""
+def scaling_run(runner: str, workers: int, dump: Path, bundle: Path, work: Path
+                ) -> tuple[float, float]:
+    """One int8 run with ``workers`` workers of ``runner`` (direct or dask), one ONNX Runtime
+    thread each; (wall seconds, peak RSS in MiB of the largest worker process). Each Dask run
+    gets a fresh LocalCluster (not timed)."""
     from distributed import Client, LocalCluster
 
     one_thread = ("--ort_threads", "1")
-    results = {}
-    for workers in (1, 2):
-        seconds, peak = run_pipeline(dump, bundle, "int8", work, *one_thread,
-                                     "--direct_running_mode", "multi_processing",
-                                     "--direct_num_workers", str(workers))
-        results[f"direct_{workers}"] = {"records_per_s": rows / seconds, "peak_rss_mib": peak}
-        with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                          dashboard_address=None) as cluster, Client(cluster) as client:
-            seconds, _ = run_pipeline(dump, bundle, "int8", work, *one_thread, "--runner",
-                                      "DaskRunner", "--dask_client_address",
-                                      cluster.scheduler_address)
-            results[f"dask_{workers}"] = {"records_per_s": rows / seconds,
-                                          "peak_rss_mib": max(dask_worker_peak_mib(client))}
-    for runner in ("direct", "dask"):
-        results[f"{runner}_speedup"] = (results[f"{runner}_2"]["records_per_s"]
-                                        / results[f"{runner}_1"]["records_per_s"])
+    if runner == "direct":
+        return run_pipeline(dump, bundle, "int8", work, *one_thread, "--direct_running_mode",
+                            "multi_processing", "--direct_num_workers", str(workers))
+    with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+                      dashboard_address=None) as cluster, Client(cluster) as client:
+        seconds, _ = run_pipeline(dump, bundle, "int8", work, *one_thread, "--runner",
+                                  "DaskRunner", "--dask_client_address",
+                                  cluster.scheduler_address)
+        return seconds, max(dask_worker_peak_mib(client))
+
+
+def scaling(dump: Path, bundle: Path, rows: int, work: Path, repeats: int, on_round) -> dict:
+    """Records/s with 1 and 2 workers on the DirectRunner (multi-process) and the DaskRunner:
+    medians of ``repeats`` rounds, the four set-ups alternating within each round (the results
+    so far go to ``on_round`` after each); the 1-minute load average is sampled before each
+    run."""
+    set_ups = [(runner, workers) for runner in ("direct", "dask") for workers in (1, 2)]
+    samples = {f"{runner}_{workers}": [] for runner, workers in set_ups}
+    results: dict = {"repeats": repeats, "load_1min_before_runs": []}
+    for repeat in range(repeats):
+        for runner, workers in set_ups:
+            print(f"[score_benchmark] workers: {runner} x{workers}, round {repeat + 1}/{repeats}",
+                  flush=True)
+            results["load_1min_before_runs"].append(round(os.getloadavg()[0], 2))
+            samples[f"{runner}_{workers}"].append(scaling_run(runner, workers, dump, bundle, work))
+        for key, runs in samples.items():
+            results[key] = {"records_per_s": rows / statistics.median(s for s, _ in runs),
+                            "peak_rss_mib": max(peak for _, peak in runs),
+                            "seconds": [round(s, 2) for s, _ in runs]}
+        for runner in ("direct", "dask"):
+            results[f"{runner}_speedup"] = (results[f"{runner}_2"]["records_per_s"]
+                                            / results[f"{runner}_1"]["records_per_s"])
+        on_round(results)
     return results
 
 
@@ -258,19 +279,25 @@ def measure(args: argparse.Namespace, save) -> dict:
                 "ratio": peak / results["precisions"]["int8"]["pipeline_peak_rss_mib"]}
             save(results)
         print("[score_benchmark] 1 vs 2 workers", flush=True)
-        results["scaling"] = scaling(dump, bundle, args.rows, work)
+        results["scaling"] = scaling(dump, bundle, args.rows, work, args.repeats,
+                                     lambda partial: save({**results, "scaling": partial}))
         save(results)
     return results
 
 
-def markdown(results: dict, meta: dict) -> str:
-    """The results as a table for people (sections not measured yet are left out)."""
-    lines = [f"# Scoring benchmark ({meta['date']})", "",
-             f"Command: `{meta['command']}`  ", f"Machine: {meta['machine']}  ",
-             f"Bundle: `{meta['bundle']}`; texts: first {results['rows']:,} SST-2 training "
-             f"sentences; medians of {meta['repeats']} runs where repeated; "
-             f"{meta['duration_s']} s in all{'' if meta['complete'] else ' (cut short)'}.", "",
-             "| contender | precision | records/s | vs raw ORT |", "|---|---|---:|---:|"]
+def measure_workers(args: argparse.Namespace, save) -> dict:
+    """Only the 1 vs 2 workers section (``--only workers``), on the same dump."""
+    results: dict = {"rows": args.rows}
+    with tempfile.TemporaryDirectory(prefix="score_benchmark_") as tmp:
+        dump = write_dump(sst2_sentences(args.rows), Path(tmp) / "dump.parquet")
+        results["scaling"] = scaling(dump, Path(args.bundle), args.rows, Path(tmp), args.repeats,
+                                     lambda partial: save({**results, "scaling": partial}))
+    return results
+
+
+def contenders_markdown(results: dict) -> list[str]:
+    """The contenders table: (1) to (4) and start-up."""
+    lines = ["| contender | precision | records/s | vs raw ORT |", "|---|---|---:|---:|"]
     for precision, row in results["precisions"].items():
         raw = row["raw_ort_records_per_s"]
         lines += [f"| (1) pipeline, start-up excluded | {precision} | "
@@ -298,6 +325,42 @@ def markdown(results: dict, meta: dict) -> str:
               "the whole command (interpreter, checks, model load) over the big dump. Start-up "
               "of one run: " + ", ".join(f"{p} {row['startup_s']:.1f} s"
                                          for p, row in results["precisions"].items()) + "."]
+    return lines
+
+
+def scaling_markdown(results: dict) -> list[str]:
+    """The 1 vs 2 workers table."""
+    row = results["scaling"]
+    loads = row["load_1min_before_runs"]
+    lines = ["## Workers (int8, one ONNX Runtime thread per worker)", "",
+             "| runner | 1 worker records/s | 2 workers records/s | speed-up | peak RSS "
+             "per process, 2 workers (MiB) |", "|---|---:|---:|---:|---:|"]
+    for runner, name in (("direct", "DirectRunner multi_processing"),
+                         ("dask", "DaskRunner, LocalCluster")):
+        lines.append(f"| {name} | {row[f'{runner}_1']['records_per_s']:.0f} | "
+                     f"{row[f'{runner}_2']['records_per_s']:.0f} | "
+                     f"{row[f'{runner}_speedup']:.2f}x | "
+                     f"{row[f'{runner}_2']['peak_rss_mib']:.0f} |")
+    lines += ["", f"Whole command (start-up included), {results['rows']:,} rows in "
+              f"{-(-results['rows'] // ROW_GROUP_ROWS)} row groups of {ROW_GROUP_ROWS:,}; "
+              f"medians of {len(row['direct_1']['seconds'])} rounds, the four set-ups "
+              "alternating within each round. Seconds per run: "
+              + "; ".join(f"{key} {row[key]['seconds']}"
+                          for key in ("direct_1", "direct_2", "dask_1", "dask_2")) + ". "
+              f"1-minute load average before each run: median {statistics.median(loads):.1f}, "
+              f"range {min(loads):.1f}-{max(loads):.1f}."]
+    return lines
+
+
+def markdown(results: dict, meta: dict) -> str:
+    """The results as a table for people (sections not measured yet are left out)."""
+    lines = [f"# Scoring benchmark ({meta['date']})", "",
+             f"Command: `{meta['command']}`  ", f"Machine: {meta['machine']}  ",
+             f"Bundle: `{meta['bundle']}`; texts: first {results['rows']:,} SST-2 training "
+             f"sentences; medians of {meta['repeats']} runs where repeated; "
+             f"{meta['duration_s']} s in all{'' if meta['complete'] else ' (cut short)'}.", ""]
+    if "precisions" in results:
+        lines += contenders_markdown(results)
     if "memory" in results:
         memory = results["memory"]
         lines += ["", "## Memory (int8, FnApiRunner, peak RSS of the scoring process)", "",
@@ -305,19 +368,11 @@ def markdown(results: dict, meta: dict) -> str:
                   f"{memory['big_rows']:,} rows: {memory['big_peak_rss_mib']:.0f} MiB "
                   f"(ratio {memory['ratio']:.2f}; the big run took {memory['big_seconds']:.0f} s)."]
     if "scaling" in results:
-        lines += ["", "## Workers (int8, one ONNX Runtime thread per worker)", "",
-                  "| runner | 1 worker records/s | 2 workers records/s | speed-up | peak RSS "
-                  "per process, 2 workers (MiB) |", "|---|---:|---:|---:|---:|"]
-        for runner, name in (("direct", "DirectRunner multi_processing"),
-                             ("dask", "DaskRunner, LocalCluster")):
-            row = results["scaling"]
-            lines.append(f"| {name} | {row[f'{runner}_1']['records_per_s']:.0f} | "
-                         f"{row[f'{runner}_2']['records_per_s']:.0f} | "
-                         f"{row[f'{runner}_speedup']:.2f}x | "
-                         f"{row[f'{runner}_2']['peak_rss_mib']:.0f} |")
+        lines += [""] + scaling_markdown(results)
     lines += ["", "The machine is shared (other engineers' training and tests ran meanwhile; "
-              f"load average at the end: {meta['load_average']}), which is why contenders "
-              "alternate within each repeat and ratios mean more than absolute rates.", ""]
+              f"load average at the end: {meta['load_average']}; this benchmark ran at "
+              f"niceness {meta['niceness']}), which is why contenders alternate within each "
+              "repeat and ratios mean more than absolute rates.", ""]
     return "\n".join(lines)
 
 
@@ -333,26 +388,33 @@ def main() -> None:
     parser.add_argument("--peer_rows", type=int, default=0,
                         help="texts for contenders (3) and (4), the first of the same texts "
                              "(default: all --rows)")
+    parser.add_argument("--only", choices=["workers"], default=None,
+                        help="workers: only the 1 vs 2 workers section, written to "
+                             "score_benchmark_workers.{md,json}")
     args = parser.parse_args()
     started = time.time()
-    meta = {"command": "nice .venv/bin/python benchmarks/score_benchmark.py "
-                       + " ".join(sys.argv[1:]),
+    niceness = os.nice(0)
+    name = "score_benchmark" + (f"_{args.only}" if args.only else "")
+    meta = {"command": ("nice " if niceness else "") + ".venv/bin/python "
+                       "benchmarks/score_benchmark.py " + " ".join(sys.argv[1:]),
             "machine": f"{platform.machine()}, {os.cpu_count()} CPUs "
                        f"({platform.processor() or platform.platform()}), shared",
-            "bundle": args.bundle, "repeats": args.repeats, "complete": False}
+            "bundle": args.bundle, "repeats": args.repeats, "niceness": niceness,
+            "complete": False}
 
     def save(results: dict) -> None:
         meta.update(date=datetime.datetime.now(datetime.timezone.utc)
                     .strftime("%Y-%m-%d %H:%M UTC"), duration_s=round(time.time() - started),
                     load_average=" ".join(f"{load:.1f}" for load in os.getloadavg()))
         RESULTS.mkdir(parents=True, exist_ok=True)
-        (RESULTS / "score_benchmark.json").write_text(json.dumps({**meta, **results}, indent=2))
-        (RESULTS / "score_benchmark.md").write_text(markdown(results, meta))
+        (RESULTS / f"{name}.json").write_text(json.dumps({**meta, **results}, indent=2))
+        (RESULTS / f"{name}.md").write_text(markdown(results, meta))
 
-    results = measure(args, save)
+    results = (measure_workers if args.only == "workers" else measure)(args, save)
     meta["complete"] = True
     save(results)
     print(markdown(results, meta))
+
 
 if __name__ == "__main__":
     main()

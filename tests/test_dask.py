@@ -2,6 +2,7 @@
 row survives (the DaskRunner drops finish_bundle output, so a design relying on it loses rows)
 and the files written equal the DirectRunner's on the same input."""
 import csv
+from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -11,6 +12,32 @@ from distributed import LocalCluster
 from test_pipeline import comparable, expected_id, score
 
 DASK_RUNNER = "apache_beam.runners.dask.dask_runner.DaskRunner"
+DUMP_ROWS, FILE_ROWS, ROW_GROUP_ROWS, BAD_EVERY = 2100, 700, 250, 150
+
+
+def write_sst2_dump(folder: Path, shared_data: Path) -> list[Path]:
+    """The first 2,100 SST-2 training sentences, every 150th replaced by a null, empty or
+    whitespace-only text (14 bad rows), in 3 Parquet files of 700 rows (row groups of 250),
+    with a ``row`` column; returns the files."""
+    with open(shared_data / "sst2" / "train.tsv", newline="") as handle:
+        sentences = [row["sentence"] for _, row in
+                     zip(range(DUMP_ROWS), csv.DictReader(handle, delimiter="\t",
+                                                          quoting=csv.QUOTE_NONE))]
+    for bad in range(0, DUMP_ROWS, BAD_EVERY):
+        sentences[bad] = [None, "", "   "][bad % 3]
+    folder.mkdir(parents=True, exist_ok=True)
+    files = []
+    for number, start in enumerate(range(0, DUMP_ROWS, FILE_ROWS)):
+        files.append(folder / f"part-{number}.parquet")
+        pq.write_table(pa.table({"text": sentences[start:start + FILE_ROWS],
+                                 "row": list(range(start, start + FILE_ROWS))}),
+                       files[-1], row_group_size=ROW_GROUP_ROWS)
+    return files
+
+
+def every_expected_id(files: list[Path]) -> set[str]:
+    """The stable id of every row of ``write_sst2_dump``'s files."""
+    return {expected_id(path, index) for path in files for index in range(FILE_ROWS)}
 
 
 @pytest.fixture(scope="module")
@@ -24,29 +51,16 @@ def dask_cluster():
 @pytest.mark.timeout(300)
 def test_dask_runner_keeps_every_row_and_equals_the_direct_runner(tiny_bundle_dir, shared_data,
                                                                   dask_cluster, tmp_path):
-    with open(shared_data / "sst2" / "train.tsv", newline="") as handle:
-        sentences = [row["sentence"] for _, row in
-                     zip(range(2100), csv.DictReader(handle, delimiter="\t",
-                                                     quoting=csv.QUOTE_NONE))]
-    for bad in range(0, 2100, 150):
-        sentences[bad] = [None, "", "   "][bad % 3]
-    files = []
-    for number, start in enumerate(range(0, 2100, 700)):
-        files.append(tmp_path / "in" / f"part-{number}.parquet")
-        files[-1].parent.mkdir(exist_ok=True)
-        pq.write_table(pa.table({"text": sentences[start:start + 700],
-                                 "row": list(range(start, start + 700))}),
-                       files[-1], row_group_size=250)
+    files = write_sst2_dump(tmp_path / "in", shared_data)
     pattern = tmp_path / "in" / "*.parquet"
 
     dask = score(tiny_bundle_dir, pattern, tmp_path / "dask", "--chunk_rows", "64",
                  runner=DASK_RUNNER, dask_client_address=dask_cluster.scheduler_address)
     direct = score(tiny_bundle_dir, pattern, tmp_path / "direct", "--chunk_rows", "64")
 
-    every_id = {expected_id(path, index) for path in files for index in range(700)}
     assert dask.scored.num_rows + dask.dead.num_rows == 2100
     assert set(dask.scored.column("id").to_pylist()) | set(dask.dead.column("id").to_pylist()) \
-        == every_id
+        == every_expected_id(files)
     assert dask.dead.num_rows == 14
     assert comparable(dask.scored) == comparable(direct.scored)
     assert comparable(dask.dead) == comparable(direct.dead)
