@@ -33,7 +33,7 @@ def first_line(error: BaseException, max_chars: int = 500) -> str:
     """The first line of an error's message (at most ``max_chars``), or its type's name when the
     message is empty: what goes into one-line errors and dead-letter records."""
     lines = str(error).strip().splitlines()
-    return (lines[0].strip() if lines else type(error).__name__)[:max_chars]
+    return (lines[0].strip() if lines else type(error).__name__)[:max_chars].rstrip()
 
 
 def default_max_chars(max_length: int) -> int:

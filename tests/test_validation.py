@@ -97,3 +97,31 @@ def test_first_line_of_an_error():
     assert first_line(ValueError("  one\ntwo")) == "one"
     assert first_line(ValueError("")) == "ValueError"
     assert first_line(ValueError("x" * 900), 10) == "x" * 10
+
+
+COLUMN_NAMES = st.text(st.characters(codec="utf-8"), min_size=1, max_size=12)
+
+
+@given(st.lists(COLUMN_NAMES, max_size=6, unique=True), COLUMN_NAMES,
+       st.one_of(st.none(), COLUMN_NAMES))
+def test_check_columns_passes_or_names_the_file_and_its_columns_on_one_line(columns, text,
+                                                                           id_column):
+    missing = [name for name in (text, id_column) if name is not None and name not in columns]
+    try:
+        check_columns("dump/a.parquet", columns, text, id_column)
+    except InputError as error:
+        message = str(error)
+        assert missing and len(message.splitlines()) == 1
+        assert message.startswith(f"dump/a.parquet: no ") and repr(missing[0]) in message
+        assert message.endswith(f"its columns are {columns!r}")
+    else:
+        assert not missing
+
+
+@given(ANY_TEXT, st.integers(1, 100))
+@example("ab cd\nef", 3)
+@example(" \n\u2028", 1)
+def test_first_line_is_one_line_within_its_cap(message, max_chars):
+    line = first_line(RuntimeError(message), max_chars)
+    assert 0 < len(line) <= max_chars and len(line.splitlines()) == 1
+    assert line == line.strip()
