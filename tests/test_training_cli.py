@@ -257,6 +257,8 @@ def bad_inputs(tmp_path_factory) -> Path:
     (["--dataset", "{bad}/ok.csv", "--validation_fraction", "1.5"], "must be between 0 and 1"),
     (["--dataset", "{bad}/ok.csv", "--search", "dropout=0.1"], "unknown hyper-parameter"),
     (["--dataset", "{bad}/ok.csv", "--search_trials", "2"], "--search_trials needs --search"),
+    (["--dataset", "{bad}/ok.csv", "--search", "seed=1,2", "--resume"],
+     "--resume does not apply to --search"),
     (["--dataset", "{bad}/ok.csv", "--max_length", "1000"], "--max_length must be between"),
     (["--dataset", "{bad}/ok.csv", "--base_model", "{bad}/no_model"],
      "--base_model .*no_model'?: cannot load it|not a local folder"),

@@ -17,7 +17,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from training.checkpoints import ResumeError, latest_checkpoint, prepare_run
+from training.checkpoints import (ResumeError, SignalStop, TrainingInterrupted, latest_checkpoint,
+                                  prepare_run)
 from training.cli import train_main
 
 BIN = Path(sys.executable).parent
@@ -206,3 +207,21 @@ def test_only_checkpoints_with_safetensors_weights_are_resumed(tmp_path):
         prepare_run(checkpoint_dir, {}, resume=True)
     (pickled / "model.safetensors").write_bytes(b"")
     assert latest_checkpoint(checkpoint_dir) == pickled
+
+
+def test_signal_stop_defers_the_first_signal_only_inside_the_training_loop():
+    previous = signal.getsignal(signal.SIGTERM)
+    with SignalStop() as stop:
+        with pytest.raises(TrainingInterrupted) as raised:  # outside the loop: at once
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(5)
+        assert (raised.value.signal_name, raised.value.exit_status) == ("SIGTERM", 143)
+        stop.requested, stop.defer = None, True  # inside the loop: the first one is recorded
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(0.1)
+        assert stop.requested == signal.SIGINT
+        with pytest.raises(TrainingInterrupted) as raised:  # a second one stops at once
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(5)
+        assert raised.value.exit_status == 130
+    assert signal.getsignal(signal.SIGTERM) is previous
