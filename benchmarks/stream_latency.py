@@ -1,6 +1,6 @@
 """Streaming benchmark (issue 5): sustained messages/s, publish->scored latency, memory over time.
 
-    .venv/bin/python benchmarks/stream_latency.py --bundle /work/models/bundle-minilm-fintweets
+    .venv/bin/python benchmarks/stream_latency.py --bundle /work/models/bundle-minilm-sst2
 
 Against a loopback Pub/Sub (Google's emulator when gcloud is on the PATH, else the test double in
 tests/pubsub_server.py), for each offered rate (``--rates``, default 50, 100, 200 messages/s):
@@ -30,9 +30,7 @@ import json
 import multiprocessing
 import os
 import platform
-import signal
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -45,13 +43,12 @@ sys.path.insert(0, str(ROOT))
 from google.cloud import pubsub_v1  # noqa: E402
 
 from pubsub_server import preferred_backend, pubsub_backend  # noqa: E402
+from streaming_cases import StreamingCommand, Streams  # noqa: E402
 
 TWEETS = ROOT.parent / "shared" / "data" / "financial_tweets" / "train.csv"
 RESULTS = ROOT / "benchmarks" / "results"
 PROJECT = "bench-project"
 GOAL_P99_S = 2.0
-ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1",
-       "TOKENIZERS_PARALLELISM": "false"}
 
 
 def read_tweets() -> list[str]:
@@ -84,32 +81,19 @@ def publish_at_rate(topic: str, rate: float, seconds: float, run: str, tweets: l
 
 
 class Run:
-    """One pipeline subprocess with its own topics and subscriptions."""
+    """One pipeline subprocess (tests/streaming_cases.StreamingCommand) with its own topics and
+    subscriptions (tests/streaming_cases.Streams)."""
 
-    def __init__(self, name: str, bundle: str, readers: int):
+    def __init__(self, name: str, bundle: str, readers: int, max_batch_duration_secs: int):
         self.name = name
-        self.publisher, self.subscriber = pubsub_v1.PublisherClient(), pubsub_v1.SubscriberClient()
-        self.topics = {kind: self.publisher.create_topic(
-            name=self.publisher.topic_path(PROJECT, f"{name}-{kind}")).name
-            for kind in ("in", "scored", "dead", "aggregates")}
-        self.subscriptions = {}
-        for kind, topic in self.topics.items():
-            self.subscriptions[kind] = self.subscriber.subscription_path(PROJECT,
-                                                                         f"{name}-{kind}-sub")
-            self.subscriber.create_subscription(name=self.subscriptions[kind], topic=topic)
-        self.command = [
-            str(ROOT / ".venv" / "bin" / "sentiment-score"), "--streaming",
-            "--runner", "BundleBasedDirectRunner", "--project", PROJECT,
-            "--input_subscription", self.subscriptions["in"],
-            "--output_topic", self.topics["scored"], "--dead_letter_topic", self.topics["dead"],
-            "--aggregates_topic", self.topics["aggregates"], "--key_attribute", "brand",
-            "--window_seconds", "60", "--model", bundle, "--precision", "int8",
-            "--pubsub_readers", str(readers)]
-        self.log = tempfile.NamedTemporaryFile(prefix=f"stream_latency-{name}-", suffix=".log",
-                                               delete=False)
-        env = {**ENV, "PUBSUB_EMULATOR_HOST": os.environ["PUBSUB_EMULATOR_HOST"]}
-        self.process = subprocess.Popen(self.command, env=env, stdout=self.log,
-                                        stderr=subprocess.STDOUT)
+        self.streams = Streams(PROJECT, name)
+        log = Path(tempfile.mkstemp(prefix=f"stream_latency-{name}-", suffix=".log")[1])
+        self.command = StreamingCommand(
+            self.streams, PROJECT, bundle, log, "--runner", "BundleBasedDirectRunner",
+            "--key_attribute", "brand", "--window_seconds", "60", "--precision", "int8",
+            "--pubsub_readers", str(readers),
+            "--max_batch_duration_secs", str(max_batch_duration_secs))
+        self.process = self.command.process
         self.memory: list[tuple[float, int]] = []
         self.latencies: dict[str, float] = {}
         self.scored_at: list[float] = []
@@ -118,55 +102,42 @@ class Run:
         self.memory.append((time.monotonic() - since, rss_bytes(self.process.pid)))
 
     def pull_scored(self, timeout_s: float = 2) -> int:
-        try:
-            response = self.subscriber.pull(subscription=self.subscriptions["scored"],
-                                            max_messages=1000, timeout=timeout_s)
-        except Exception:  # DeadlineExceeded: the emulator holds empty pulls open
-            return 0
-        messages = response.received_messages
-        if messages:
-            self.subscriber.acknowledge(subscription=self.subscriptions["scored"],
-                                        ack_ids=[m.ack_id for m in messages])
-        for received in messages:
-            record = json.loads(received.message.data)
+        messages = self.streams.drain("scored", timeout_s)
+        self.streams.received["scored"].clear()  # keep only the figures, not the messages
+        for message in messages:
+            record = json.loads(message.data)
             published = datetime.datetime.fromisoformat(record["publish_time"])
-            self.latencies[record["id"]] = (received.message.publish_time - published
-                                            ).total_seconds()
-            self.scored_at.append(received.message.publish_time.timestamp())
+            self.latencies[record["id"]] = (message.publish_time - published).total_seconds()
+            self.scored_at.append(message.publish_time.timestamp())
         return len(messages)
 
     def warm_up(self, limit_s: float = 180) -> float:
         started = time.monotonic()
-        self.publisher.publish(self.topics["in"], json.dumps(
-            {"text": "warming up", "id": "warm-up"}).encode()).result(timeout=30)
+        self.streams.publish([json.dumps({"text": "warming up", "id": "warm-up"}).encode()])
         while "warm-up" not in self.latencies:
             if time.monotonic() - started > limit_s or self.process.poll() is not None:
                 raise RuntimeError(f"{self.name}: pipeline produced nothing in {limit_s} s; "
-                                   f"its output: {self.log.name}")
+                                   f"its output: {self.command.log_path}")
             self.pull_scored()
         del self.latencies["warm-up"]
         self.scored_at.clear()
         return time.monotonic() - started
 
     def stop(self) -> None:
-        self.process.send_signal(signal.SIGINT)
-        try:
-            self.process.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-        self.subscriber.close()
+        self.command.stop()
+        self.streams.close()
 
 
-def measure(name: str, bundle: str, readers: int, rate: float, seconds: float,
+def measure(name: str, args: argparse.Namespace, rate: float, seconds: float,
             tweets: list[str], drain_s: float = 60) -> dict:
     """One offered rate: publish, collect, sample memory; the figures of one run."""
-    run = Run(name, bundle, readers)
+    run = Run(name, args.bundle, args.pubsub_readers, args.max_batch_duration_secs)
     try:
         warm_up_s = run.warm_up()
         started = time.monotonic()
         first_published = time.time()
         publisher = multiprocessing.get_context("spawn").Process(
-            target=publish_at_rate, args=(run.topics["in"], rate, seconds, name, tweets))
+            target=publish_at_rate, args=(run.streams.topics["in"], rate, seconds, name, tweets))
         publisher.start()
         expected = int(rate * seconds)
         next_sample = 0.0
@@ -196,7 +167,7 @@ def measure(name: str, bundle: str, readers: int, rate: float, seconds: float,
             "rss_peak_first_minute_mb": max(first_minute) / 2**20,
             "rss_peak_last_minute_mb": max(last_minute) / 2**20,
             "rss_samples": [(round(at, 1), round(rss / 2**20, 1)) for at, rss in run.memory],
-            "command": " ".join(run.command[1:])}
+            "command": " ".join(run.command.command[1:])}
 
 
 def raw_onnx_rate(bundle: str, tweets: list[str], batch: int, repeats: int = 3) -> float:
@@ -258,7 +229,7 @@ def write_results(results: dict, name: str) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--bundle", default="/work/models/bundle-minilm-fintweets")
+    parser.add_argument("--bundle", default="/work/models/bundle-minilm-sst2")
     parser.add_argument("--rates", default="50,100,200")
     parser.add_argument("--seconds", type=float, default=60, help="publishing time per rate")
     parser.add_argument("--memory_minutes", type=float, default=10,
@@ -266,6 +237,8 @@ def main() -> None:
     parser.add_argument("--memory_rate", type=float, default=100)
     parser.add_argument("--pubsub_readers", type=int, default=4,
                         help="sentiment-score --pubsub_readers (parallel pulls)")
+    parser.add_argument("--max_batch_duration_secs", type=int, default=0,
+                        help="sentiment-score --max_batch_duration_secs (0: one pull, one batch)")
     parser.add_argument("--backend", default=preferred_backend(), choices=("emulator", "double"))
     parser.add_argument("--results_name", default="stream_latency",
                         help="writes benchmarks/results/NAME.{md,json}")
@@ -285,14 +258,13 @@ def main() -> None:
                                    for batch in (10, 64)}}
     with pubsub_backend(args.backend, PROJECT):
         for rate in (float(r) for r in args.rates.split(",")):
-            results["rates"].append(measure(f"rate{rate:g}", args.bundle, args.pubsub_readers,
-                                            rate, args.seconds, tweets))
+            results["rates"].append(measure(f"rate{rate:g}", args, rate, args.seconds, tweets))
             write_results(results, args.results_name)
             print(json.dumps({k: v for k, v in results["rates"][-1].items()
                               if k != "rss_samples"}), flush=True)
         if args.memory_minutes > 0:
-            results["memory"] = measure("memory", args.bundle, args.pubsub_readers,
-                                        args.memory_rate, args.memory_minutes * 60, tweets)
+            results["memory"] = measure("memory", args, args.memory_rate,
+                                        args.memory_minutes * 60, tweets)
     write_results(results, args.results_name)
     print((RESULTS / f"{args.results_name}.md").read_text())
 
