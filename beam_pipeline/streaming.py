@@ -26,6 +26,15 @@ checkpoints and de-duplicates Pub/Sub reads (exactly-once processing; not tested
 Payloads appear only in the output and dead-letter topics, never in log lines (which name
 message ids and reasons).
 
+One thread on the DirectRunner: the BundleBasedDirectRunner runs every step, and each Pub/Sub
+pull (at most 10 messages, waiting up to 30 s while the subscription is empty), on a single
+worker thread (``executor._ExecutorServiceParallelExecutor.NUM_WORKERS = 1``). On a quiet
+stream nothing else runs while a pull waits, so processing-time timers (late panes, and Beam's
+stateful ``BatchElements`` behind ``--max_batch_duration_secs``) fire up to 30 s late: with
+Google's emulator a batch waiting 1 s for more messages came out ~30 s later. Hence the default
+``--max_batch_duration_secs 0``: the messages of one pull are one inference batch, emitted at
+once.
+
 Event time and lateness on the DirectRunner: its Pub/Sub watermark is the wall clock at each
 pull (Dataflow's is the oldest unacknowledged publish time). A backlog read after a restart
 therefore arrives late: within ``--allowed_lateness_seconds`` it updates its windows in late
