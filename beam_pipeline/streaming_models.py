@@ -102,10 +102,8 @@ class SwappableModel:
         try:
             candidate = self._load(root)
         except Exception as error:  # pylint: disable=broad-except  # any failure: keep scoring
-            LOGGER.error("model watch: refused bundle %s (%s: %s); still scoring with model "
-                         "version %s", root, type(error).__name__,
-                         str(error).strip().splitlines()[0] if str(error).strip() else "",
-                         current.version())
+            LOGGER.error("model watch: refused bundle %s (%s); still scoring with model version "
+                         "%s", root, InferenceFailure.from_error(error), current.version())
             return
         if candidate.bundle.labels != current.bundle.labels:
             LOGGER.error("model watch: refused bundle %s (labels %s, the stream scores %s); "
