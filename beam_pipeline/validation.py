@@ -31,9 +31,12 @@ class InputError(ValueError):
 
 def first_line(error: BaseException, max_chars: int = 500) -> str:
     """The first line of an error's message (at most ``max_chars``), or its type's name when the
-    message is empty: what goes into one-line errors and dead-letter records."""
+    message is empty: what goes into one-line errors and dead-letter records. Characters that
+    do not print (a corrupt file's bytes can reach a message) are written as escapes."""
     lines = str(error).strip().splitlines()
-    return (lines[0].strip() if lines else type(error).__name__)[:max_chars].rstrip()
+    line = lines[0].strip() if lines else type(error).__name__
+    printable = "".join(char if char.isprintable() else repr(char)[1:-1] for char in line)
+    return printable[:max_chars].rstrip()
 
 
 def default_max_chars(max_length: int) -> int:

@@ -97,6 +97,9 @@ def test_first_line_of_an_error():
     assert first_line(ValueError("  one\ntwo")) == "one"
     assert first_line(ValueError("")) == "ValueError"
     assert first_line(ValueError("x" * 900), 10) == "x" * 10
+    assert first_line(OSError("don't know what type: \x0f\x00")) == \
+        "don't know what type: \\x0f\\x00"
+    assert first_line(ValueError("café 😀")) == "café 😀"
 
 
 COLUMN_NAMES = st.text(st.characters(codec="utf-8"), min_size=1, max_size=12)
@@ -124,4 +127,4 @@ def test_check_columns_passes_or_names_the_file_and_its_columns_on_one_line(colu
 def test_first_line_is_one_line_within_its_cap(message, max_chars):
     line = first_line(RuntimeError(message), max_chars)
     assert 0 < len(line) <= max_chars and len(line.splitlines()) == 1
-    assert line == line.strip()
+    assert line == line.strip() and line.isprintable()
