@@ -51,7 +51,7 @@ import json
 import math
 import os
 import posixpath
-from typing import Any
+from typing import Any, Mapping
 
 from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
@@ -60,6 +60,7 @@ FORMAT_VERSION = 1
 MANIFEST_NAME = "bundle.json"
 TOKENIZER_NAME = "tokenizer.json"
 PRECISIONS = ("fp32", "int8", "fp16")
+TOKENIZER_KEY = "tokenizer"
 REQUIRED_KEYS = ("format_version", "labels", "max_length", "input_names", "output_name",
                  "temperature", "tokenizer", "precisions")
 _CHUNK = 1 << 20
@@ -221,11 +222,23 @@ def _verified_path(root: str, entry: Any, what: str) -> tuple[str, str]:
     return path, actual
 
 
-def load_bundle(root: str | os.PathLike, precision: str) -> Bundle:
+def pinned_checksums(manifest: dict[str, Any]) -> dict[str, str]:
+    """The sha256 of the tokenizer and of each precision's model in a manifest (as read by
+    `read_manifest`), to pin with `load_bundle`."""
+    entries = {TOKENIZER_KEY: manifest["tokenizer"], **manifest["precisions"]}
+    return {name: entry["sha256"] for name, entry in entries.items()
+            if isinstance(entry, dict) and isinstance(entry.get("sha256"), str)}
+
+
+def load_bundle(root: str | os.PathLike, precision: str,
+                pinned_sha256: Mapping[str, str] | None = None) -> Bundle:
     """Validates the bundle at ``root`` and selects ``precision`` (one of `PRECISIONS`).
 
     Raises `BundleError` for a missing manifest or file, an unknown format version, a path that
     leaves the bundle, a checksum mismatch, or a precision the bundle does not hold.
+    ``pinned_sha256`` (`pinned_checksums` of the manifest read when a job was planned) also
+    refuses a model that matches the current ``bundle.json`` but not the planned one: a bundle
+    whose manifest and model were both replaced after the job started.
     """
     root = os.fspath(root)
     root = root.rstrip("/") if root != "/" else root
@@ -236,6 +249,15 @@ def load_bundle(root: str | os.PathLike, precision: str) -> Bundle:
     tokenizer_path, tokenizer_sha = _verified_path(root, manifest["tokenizer"], "tokenizer")
     model_path, model_sha = _verified_path(root, manifest["precisions"][precision],
                                            f"{precision} model")
+    if pinned_sha256 is not None:
+        for name, path, sha in ((TOKENIZER_KEY, tokenizer_path, tokenizer_sha),
+                                (precision, model_path, model_sha)):
+            pinned = pinned_sha256.get(name)
+            if pinned != sha:
+                raise BundleError(f"{path}: sha256 {sha[:16]}… is not that of the {name} file the "
+                                  "job was started with ("
+                                  + (f"{pinned[:16]}…" if pinned else "it had none")
+                                  + "); the bundle was replaced after the job started")
     return Bundle(root=root, manifest=manifest, precision=precision, model_path=model_path,
                   tokenizer_path=tokenizer_path, model_sha256=model_sha,
                   tokenizer_sha256=tokenizer_sha)

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from beam_pipeline.bundle import PRECISIONS, BundleError, load_bundle, read_manifest
+from beam_pipeline.bundle import (PRECISIONS, BundleError, file_entry, load_bundle,
+                                  pinned_checksums, read_manifest)
 
 
 @pytest.fixture
@@ -127,3 +128,27 @@ def test_change_after_validation_is_caught_on_read(bundle_copy):
     model.write_bytes(model.read_bytes() + b"\0")
     with pytest.raises(BundleError, match="changed after the bundle was validated"):
         bundle.read_model_bytes()
+
+
+def test_pinned_checksums_refuse_a_bundle_replaced_after_planning(bundle_copy):
+    """Model and manifest replaced together still match each other; only the checksums pinned
+    when the job was planned tell that this is not the model the job started with."""
+    pinned = pinned_checksums(read_manifest(str(bundle_copy)))
+    assert set(pinned) == {"tokenizer", *PRECISIONS}
+    assert load_bundle(bundle_copy, "fp32", pinned).model_sha256 == pinned["fp32"]
+    shutil.copyfile(bundle_copy / "model_int8.onnx", bundle_copy / "model_fp32.onnx")
+    _edit_manifest(bundle_copy, lambda m: m["precisions"].update(
+        fp32=file_entry(str(bundle_copy / "model_fp32.onnx"))))
+    load_bundle(bundle_copy, "fp32")  # consistent with itself
+    with pytest.raises(BundleError, match=re.escape(
+            f"{bundle_copy / 'model_fp32.onnx'}: sha256 {pinned['int8'][:16]}… is not that of the "
+            f"fp32 file the job was started with ({pinned['fp32'][:16]}…); the bundle was "
+            "replaced after the job started")):
+        load_bundle(bundle_copy, "fp32", pinned)
+    with pytest.raises(BundleError, match="is not that of the int8 file .*it had none"):
+        load_bundle(bundle_copy, "int8", {"tokenizer": pinned["tokenizer"]})
+    tokenizer = bundle_copy / "tokenizer.json"
+    tokenizer.write_text(tokenizer.read_text().replace('"[UNK]"', '"[UNX]"', 1))
+    _edit_manifest(bundle_copy, lambda m: m.update(tokenizer=file_entry(str(tokenizer))))
+    with pytest.raises(BundleError, match=re.escape(f"{tokenizer}: sha256 ")):
+        load_bundle(bundle_copy, "int8", pinned)
