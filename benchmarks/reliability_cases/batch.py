@@ -1,12 +1,16 @@
 """Reliability cases of the batch area: a hostile dump, bad files (each with and without
-``--skip_bad_files``) and an ONNX Runtime error in a batch, each through the real command
-(a ``sentiment-score`` subprocess, two at a time). The data builders are the tests'
+``--skip_bad_files``) and an ONNX Runtime error in a batch, each through the real command: the
+hostile dumps and the inference error in ``sentiment-score`` subprocesses (two at a time), the
+bad-file cases meanwhile through ``main(argv)`` (the console script's function) in this process,
+which saves starting Beam a dozen times. The data builders are the tests'
 (tests/hostile_data.py). The hostile dumps are scored in fp32: int8 scores, dynamically
 quantised, depend on the other rows of their ONNX Runtime batch, so they cannot be compared row
 by row with the model run on other batches."""
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
+import io
 import json
 import subprocess
 import sys
@@ -20,7 +24,7 @@ import pyarrow.parquet as pq  # noqa: E402
 
 from beam_pipeline.onnx_handler import load_scoring_model  # noqa: E402
 from beam_pipeline.pipeline import count_rows  # noqa: E402
-from beam_pipeline.run import dead_letter_counts  # noqa: E402
+from beam_pipeline.run import dead_letter_counts, main  # noqa: E402
 from beam_pipeline.validation import clean_text, default_max_chars  # noqa: E402
 from hostile_data import (BAD_FILE_KINDS, GOOD_REVIEWS, SHORT_POSITIONS,  # noqa: E402
                           build_short_position_bundle, sst2_sentences, texts_of_token_lengths,
@@ -42,16 +46,29 @@ def footer_rows(paths) -> int:
     return total
 
 
-def score(workdir: Path, bundle: str, name: str, input_glob: str, *flags: str) -> dict:
+def run_command(args: list[str], in_process: bool) -> tuple[int, str, str]:
+    """``sentiment-score ARGS`` as a subprocess, or as ``main(args)`` in this process;
+    returns (exit status, stdout, stderr)."""
+    if not in_process:
+        done = subprocess.run([str(COMMAND), *args], capture_output=True, text=True,
+                              check=False)
+        return done.returncode, done.stdout, done.stderr
+    stdout, stderr = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
+        code = main(args)
+    return code, stdout.getvalue(), stderr.getvalue()
+
+
+def score(workdir: Path, bundle: str, name: str, input_glob: str, *flags: str,
+          in_process: bool = False) -> dict:
     """Runs ``sentiment-score`` on ``input_glob``; returns what it printed and wrote."""
     prefix = workdir / "out" / name / "scored"
     args = ["--input", input_glob, "--output", str(prefix), "--model", bundle, *flags]
-    done = subprocess.run([str(COMMAND), *args], capture_output=True, text=True, check=False)
+    code, stdout, stderr = run_command(args, in_process)
     reasons, _ = dead_letter_counts(f"{prefix}-dead-letter")
     shown = " ".join(args).replace(str(workdir) + "/", "").replace(bundle, "BUNDLE")
-    errors = [line for line in done.stderr.splitlines()
-              if line.startswith("sentiment-score: error: ")]
-    return {"code": done.returncode, "stdout": done.stdout, "error": errors[-1] if errors else "",
+    errors = [line for line in stderr.splitlines() if line.startswith("sentiment-score: error: ")]
+    return {"code": code, "stdout": stdout, "error": errors[-1] if errors else "",
             "scored": count_rows(str(prefix)), "reasons": reasons,
             "dead": sum(reasons.values()), "prefix": prefix,
             "command": f"sentiment-score {shown}"}
@@ -119,7 +136,7 @@ def bad_file_cases(workdir: Path, bundle: str, kind: str) -> list[dict]:
     cases = []
     for flags in ([], ["--skip_bad_files"]):
         run = score(workdir, bundle, f"{kind}{'-skip' if flags else ''}",
-                    str(folder / "*.parquet"), *flags)
+                    str(folder / "*.parquet"), *flags, in_process=True)
         skipped = summary_lines(run, "skipped file")
         unreadable = summary_lines(run, "unreadable")
         accepted = [good] + ([] if skipped else [bad])
@@ -145,7 +162,7 @@ def glob_cases(workdir: Path, bundle: str) -> list[dict]:
     cases = []
     for flags in ([], ["--skip_bad_files"]):
         run = score(workdir, bundle, f"nothing{len(flags)}", str(workdir / "none" / "*.parquet"),
-                    *flags)
+                    *flags, in_process=True)
         cases.append(case(f"glob matching nothing{' --skip_bad_files' if flags else ''}",
                           "none/*.parquet (no such file)", run, 0,
                           f"exit {run['code']}: {run['error'].replace(str(workdir) + '/', '')}",
@@ -176,12 +193,11 @@ def run_cases(workdir: Path, bundle: str) -> list[dict]:
     """Runs each hostile case of this area through the real command; one dict per case."""
     model = load_scoring_model(bundle, precision="fp32", device="cpu")
     with concurrent.futures.ThreadPoolExecutor(max_workers=2) as pool:
-        jobs = [pool.submit(inference_error_case, workdir, bundle)]
-        jobs += [pool.submit(hostile_case, workdir, bundle, model, name, path)
-                 for name, path in hostile_dumps(workdir, bundle).items()]
-        jobs += [pool.submit(bad_file_cases, workdir, bundle, kind) for kind in BAD_FILE_KINDS]
-        jobs.append(pool.submit(glob_cases, workdir, bundle))
-        results = [job.result() for job in jobs]
-    cases = [item for result in results[1:] for item in
-             (result if isinstance(result, list) else [result])]
-    return cases + [results[0]]
+        subprocess_cases = [pool.submit(hostile_case, workdir, bundle, model, name, path)
+                            for name, path in hostile_dumps(workdir, bundle).items()]
+        subprocess_cases.append(pool.submit(inference_error_case, workdir, bundle))
+        file_cases = [case for kind in BAD_FILE_KINDS
+                      for case in bad_file_cases(workdir, bundle, kind)]
+        file_cases += glob_cases(workdir, bundle)
+        hostile = [job.result() for job in subprocess_cases]
+    return hostile[:-1] + file_cases + hostile[-1:]
