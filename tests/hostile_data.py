@@ -80,6 +80,7 @@ def write_bad_file(path: Path, kind: str) -> Path:
 
     - ``truncated``: a valid Parquet file cut in half (no footer);
     - ``other_schema``: valid Parquet with a text column and one more column than the reviews;
+    - ``no_text_column``: valid Parquet whose text is in a ``review`` column;
     - ``empty``: 0 bytes;
     - ``zero_rows``: valid Parquet with the reviews' schema and no row (not bad: it must work);
     - ``corrupt_row_group``: valid footer, 300 rows in row groups of 100, the text column's
@@ -90,6 +91,8 @@ def write_bad_file(path: Path, kind: str) -> Path:
         path.write_bytes(data[:len(data) // 2])
     elif kind == "other_schema":
         write_reviews(path, GOOD_REVIEWS, stars=[1, 2, 3, 4, 5])
+    elif kind == "no_text_column":
+        pq.write_table(pa.table({"review": GOOD_REVIEWS}), path)
     elif kind == "empty":
         path.write_bytes(b"")
     elif kind == "zero_rows":
@@ -108,7 +111,8 @@ def write_bad_file(path: Path, kind: str) -> Path:
     return path
 
 
-BAD_FILE_KINDS = ("truncated", "other_schema", "empty", "zero_rows", "corrupt_row_group")
+BAD_FILE_KINDS = ("truncated", "other_schema", "no_text_column", "empty", "zero_rows",
+                  "corrupt_row_group")
 
 
 FIVE_MB = 5 * 1024 * 1024

@@ -13,6 +13,7 @@ from hostile_data import GOOD_REVIEWS, write_bad_file, write_reviews
 BAD_FILE_MESSAGES = {
     "truncated": r"not a readable Parquet file \(Parquet magic bytes not found in footer\. .*\)",
     "empty": r"not a readable Parquet file \(Parquet file size is 0 bytes\)",
+    "no_text_column": r"no text column 'text'; its columns are \['review'\]",
     "other_schema": r"its schema \(text: string, stars: int64\) differs from {good}'s "
                     r"\(text: string\)",
 }
