@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from typing import Any, Iterable, Optional, Sequence
+from typing import Any, Iterable, Mapping, Optional, Sequence
 
 import numpy as np
 import onnxruntime as ort
@@ -237,10 +237,13 @@ def _session(bundle: Bundle, providers: list[str], intra_op_threads: int) -> ort
 
 def load_scoring_model(bundle_root: str, precision: str = "auto", device: str = "auto",
                        max_batch_size: int = 64, max_length: Optional[int] = None,
-                       long_text: str = "truncate", intra_op_threads: int = 0) -> ScoringModel:
+                       long_text: str = "truncate", intra_op_threads: int = 0,
+                       pinned_sha256: Optional[Mapping[str, str]] = None) -> ScoringModel:
     """Validates the bundle, creates the session on the best allowed device, returns the model.
 
-    Raises `BundleError` when the bundle is invalid or lacks an explicitly requested precision.
+    Raises `BundleError` when the bundle is invalid or lacks an explicitly requested precision,
+    or (with ``pinned_sha256``, see `bundle.pinned_checksums`) when its files are not the ones
+    the job was planned with.
     """
     if device not in DEVICES:
         raise ValueError(f"device must be one of {DEVICES}, not {device!r}")
@@ -256,7 +259,8 @@ def load_scoring_model(bundle_root: str, precision: str = "auto", device: str = 
 
     if device != "cpu":
         if CUDA_PROVIDER in ort.get_available_providers():
-            bundle = load_bundle(bundle_root, choose_precision(precision, "cuda", available))
+            bundle = load_bundle(bundle_root, choose_precision(precision, "cuda", available),
+                                 pinned_sha256)
             session = _session(bundle, [CUDA_PROVIDER, CPU_PROVIDER], intra_op_threads)
             if session.get_providers()[0] == CUDA_PROVIDER:
                 return build(bundle, session, "cuda")
@@ -265,7 +269,7 @@ def load_scoring_model(bundle_root: str, precision: str = "auto", device: str = 
             reason = "this onnxruntime build has no CUDA execution provider"
         log = LOGGER.warning if device == "cuda" else LOGGER.info
         log("device %s: %s; falling back to CPU", device, reason)
-    bundle = load_bundle(bundle_root, choose_precision(precision, "cpu", available))
+    bundle = load_bundle(bundle_root, choose_precision(precision, "cpu", available), pinned_sha256)
     return build(bundle, _session(bundle, [CPU_PROVIDER], intra_op_threads), "cpu")
 
 
@@ -274,24 +278,28 @@ class OnnxSentimentModelHandler(ModelHandler[str, PredictionResult, ScoringModel
 
     def __init__(self, bundle_root: str, *, precision: str = "auto", device: str = "auto",
                  max_batch_size: int = 64, max_length: Optional[int] = None,
-                 long_text: str = "truncate", intra_op_threads: int = 0, **batching_kwargs):
+                 long_text: str = "truncate", intra_op_threads: int = 0,
+                 pinned_sha256: Optional[Mapping[str, str]] = None, **batching_kwargs):
         """``max_batch_size`` bounds both Beam's batches and the ONNX sub-batches;
-        ``max_length`` defaults to the bundle's; ``batching_kwargs`` go to `ModelHandler`
+        ``max_length`` defaults to the bundle's; ``pinned_sha256`` makes workers refuse bundle
+        files other than the planned ones; ``batching_kwargs`` go to `ModelHandler`
         (e.g. ``max_batch_duration_secs`` for streaming)."""
         super().__init__(max_batch_size=max_batch_size, large_model=device == "cuda",
                          **batching_kwargs)
         self._load_args = dict(bundle_root=bundle_root, precision=precision, device=device,
                                max_batch_size=max_batch_size, max_length=max_length,
-                               long_text=long_text, intra_op_threads=intra_op_threads)
+                               long_text=long_text, intra_op_threads=intra_op_threads,
+                               pinned_sha256=pinned_sha256)
 
     @classmethod
-    def from_options(cls, options: Any, max_length: int, **batching_kwargs):
+    def from_options(cls, options: Any, max_length: int,
+                     pinned_sha256: Optional[Mapping[str, str]] = None, **batching_kwargs):
         """The handler a `ScoringOptions` view describes (bundle, precision, device, batch size,
         long-text mode, threads), scoring ``max_length`` tokens per row or window."""
         return cls(options.model, precision=options.precision, device=options.device,
                    max_batch_size=options.max_batch_size, max_length=max_length,
                    long_text=options.long_text, intra_op_threads=options.ort_threads,
-                   **batching_kwargs)
+                   pinned_sha256=pinned_sha256, **batching_kwargs)
 
     def load_model(self) -> ScoringModel:
         """Creates the ONNX Runtime session (once per worker process, or once per worker when

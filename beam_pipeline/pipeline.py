@@ -66,7 +66,7 @@ from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
 from apache_beam.ml.inference.base import ModelHandler, PredictionResult, RunInference
 
-from beam_pipeline.bundle import load_bundle, read_manifest
+from beam_pipeline.bundle import load_bundle, pinned_checksums, read_manifest
 from beam_pipeline.onnx_handler import (INFERENCE_ERROR, INFERENCE_STAGE, METRICS_NAMESPACE,
                                         InferenceFailure, OnnxSentimentModelHandler, ScoringModel,
                                         choose_precision)
@@ -196,7 +196,8 @@ def plan_batch_job(options: ScoringOptions) -> BatchJob:
     scored_schema(input_schema, labels, options.id_column)  # refuses clashing column names
     dead_letter_schema(input_schema, options.id_column)
     max_length = options.max_length or int(manifest["max_length"])
-    handler = OnnxSentimentModelHandler.from_options(options, max_length)
+    handler = OnnxSentimentModelHandler.from_options(options, max_length,
+                                                     pinned_checksums(manifest))
     return BatchJob(files=tuple(path for path in files if path not in problems),
                     input_schema=input_schema, labels=labels,
                     output_prefix=options.output, dead_letter_prefix=dead_letter_prefix,

@@ -141,6 +141,23 @@ def test_worker_checks_the_model_it_loads(tiny_bundle_dir, tmp_path, reviews):
     assert not list((tmp_path / "out").glob("scored-part-*"))
 
 
+def test_worker_refuses_a_bundle_replaced_after_planning(tiny_bundle_dir, tmp_path, reviews):
+    """Model and bundle.json replaced together after the job was planned (they match each
+    other): the workers check the checksums pinned at planning, and the job fails unscored."""
+    bundle = _bundle_copy(tiny_bundle_dir, tmp_path)
+    options, job = _planned_job(bundle, reviews, tmp_path / "out" / "scored", "fp32")
+    manifest = json.loads((bundle / "bundle.json").read_text())
+    int8 = manifest["precisions"]["int8"]
+    shutil.copyfile(bundle / int8["file"], bundle / "model_fp32.onnx")
+    manifest["precisions"]["fp32"]["sha256"] = int8["sha256"]
+    (bundle / "bundle.json").write_text(json.dumps(manifest))
+    pipeline = beam.Pipeline(options=options)
+    build_batch_pipeline(pipeline, job)
+    with pytest.raises(Exception, match="is not that of the fp32 file the job was started with"):
+        pipeline.run().wait_until_finish()
+    assert not list((tmp_path / "out").glob("scored-part-*"))
+
+
 def test_worker_records_the_version_of_the_verified_model(tiny_bundle_dir, tmp_path, reviews):
     """Untampered, the worker scores, and every record names the sha256 of the file it checked."""
     options, job = _planned_job(tiny_bundle_dir, reviews, tmp_path / "scored", "fp32")
