@@ -56,7 +56,7 @@ from apache_beam.ml.inference.base import KeyedModelHandler, PredictionResult, R
 from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
 from apache_beam.transforms import trigger, window
 
-from beam_pipeline.bundle import load_bundle, read_manifest
+from beam_pipeline.bundle import load_bundle, pinned_checksums, read_manifest
 from beam_pipeline.onnx_handler import (INFERENCE_ERROR, INFERENCE_STAGE, InferenceFailure,
                                         choose_precision)
 from beam_pipeline.options import ScoringOptions
@@ -162,7 +162,8 @@ def plan_streaming_job(options: PipelineOptions) -> StreamingJob:
     manifest = read_manifest(scoring.model)
     # checksums of the model file the workers will most likely load (auto: the CPU/CUDA choice)
     load_bundle(scoring.model, choose_precision(
-        scoring.precision, "cuda" if scoring.device == "cuda" else "cpu", manifest["precisions"]))
+        scoring.precision, "cuda" if scoring.device == "cuda" else "cpu", manifest["precisions"]),
+        pinned_checksums(manifest))
     if streaming.model_watch:
         watched_manifests(streaming.model_watch)  # an unknown file system fails here
     labels = tuple(manifest["labels"])
@@ -180,7 +181,7 @@ def plan_streaming_job(options: PipelineOptions) -> StreamingJob:
     if streaming.model_watch_interval_s <= 0:
         raise InputError("--model_watch_interval_s must be positive")
     handler = StreamingModelHandler.from_options(
-        scoring, scoring.max_length,
+        scoring, scoring.max_length, pinned_sha256=pinned_checksums(manifest),
         max_batch_duration_secs=streaming.max_batch_duration_secs or None,
         model_watch=streaming.model_watch,
         model_watch_interval_s=streaming.model_watch_interval_s)

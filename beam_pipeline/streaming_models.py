@@ -62,11 +62,12 @@ class SwappableModel:
     verified bundle (see the module docstring). Used only through methods, so it also works
     behind Beam's multi-process sharing proxy."""
 
-    def __init__(self, load: Callable[[str], ScoringModel], bundle_root: str,
+    def __init__(self, model: ScoringModel, load: Callable[[str], ScoringModel],
                  watch_pattern: Optional[str] = None,
                  interval_s: float = DEFAULT_WATCH_INTERVAL_S, clock=time.monotonic):
+        """``model`` scores first; ``load`` loads and verifies the bundle at a path."""
         self._load = load
-        self._model = load(bundle_root)
+        self._model = model
         self._pattern = watch_pattern
         self._interval_s = interval_s
         self._clock = clock
@@ -140,11 +141,13 @@ class StreamingModelHandler(OnnxSentimentModelHandler):
             if key in self._loaded:
                 self._loaded.move_to_end(key)
                 return self._loaded[key]
+        # the planned bundle is pinned to the checksums read when the job was planned; a new
+        # bundle is verified against its own manifest
         settings = {name: value for name, value in self._load_args.items()
-                    if name != "bundle_root"}
-        model = SwappableModel(lambda root: load_scoring_model(root, **settings),
-                               self._load_args["bundle_root"], self._watch["pattern"],
-                               self._watch["interval_s"])
+                    if name not in ("bundle_root", "pinned_sha256")}
+        model = SwappableModel(super().load_model(),
+                               lambda root: load_scoring_model(root, **settings),
+                               self._watch["pattern"], self._watch["interval_s"])
         with self._lock:
             self._loaded[key] = model
             while len(self._loaded) > self.MODELS_KEPT:

@@ -37,7 +37,7 @@ def watched(tmp_path):
 def test_a_new_bundle_scores_after_the_interval_and_bad_ones_are_refused(
         tiny_bundle_dir, watched, caplog):
     clock = Clock()
-    model = SwappableModel(cpu_model, str(tiny_bundle_dir), f"{watched}/*", interval_s=5,
+    model = SwappableModel(cpu_model(tiny_bundle_dir), cpu_model, f"{watched}/*", interval_s=5,
                            clock=clock)
     first_version = cpu_model(tiny_bundle_dir).version()
     assert model.score(TEXTS)[0] == first_version
@@ -79,12 +79,12 @@ def test_a_new_bundle_scores_after_the_interval_and_bad_ones_are_refused(
 
 
 def test_without_a_pattern_nothing_is_watched(tiny_bundle_dir, watched):
-    model = SwappableModel(cpu_model, str(tiny_bundle_dir), None, interval_s=0)
+    model = SwappableModel(cpu_model(tiny_bundle_dir), cpu_model, None, interval_s=0)
     copy_bundle(tiny_bundle_dir, watched / "v2", precisions=("fp32",))
     assert model.score(TEXTS)[0] == cpu_model(tiny_bundle_dir).version()
 
 
 def test_bundles_present_at_start_are_not_candidates(tiny_bundle_dir, watched):
     copy_bundle(tiny_bundle_dir, watched / "old", precisions=("fp32",))
-    model = SwappableModel(cpu_model, str(tiny_bundle_dir), f"{watched}/*", interval_s=0)
+    model = SwappableModel(cpu_model(tiny_bundle_dir), cpu_model, f"{watched}/*", interval_s=0)
     assert model.score(TEXTS)[0] == cpu_model(tiny_bundle_dir).version()
