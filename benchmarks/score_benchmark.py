@@ -29,6 +29,7 @@ import json
 import os
 import platform
 import resource
+import shlex
 import statistics
 import subprocess
 import sys
@@ -44,6 +45,7 @@ ROOT = Path(__file__).resolve().parents[1]
 SST2_TRAIN = ROOT.parent / "shared" / "data" / "sst2" / "train.tsv"
 RESULTS = ROOT / "benchmarks" / "results"
 CPU = "CPUExecutionProvider"
+AUTOGROUP = Path("/proc/sys/kernel/sched_autogroup_enabled")
 SMALL_ROWS = 500
 ROW_GROUP_ROWS = 2500
 ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1",
@@ -179,23 +181,37 @@ def dask_worker_peak_mib(client) -> list[float]:
         lambda: resource.getrusage(resource.RUSAGE_SELF).ru_maxrss).values()]
 
 
-def scaling_run(runner: str, workers: int, dump: Path, bundle: Path, work: Path
-                ) -> tuple[float, float]:
+def dask_busy_seconds(task_stream: list[dict]) -> list[float]:
+    """Seconds each Dask worker spent computing tasks, busiest first (from a task stream)."""
+    busy: dict[str, float] = {}
+    for task in task_stream:
+        for step in task["startstops"]:
+            if step["action"] == "compute":
+                busy[task["worker"]] = busy.get(task["worker"], 0.0) + step["stop"] - step["start"]
+    return sorted((round(seconds, 1) for seconds in busy.values()), reverse=True)
+
+
+def scaling_run(runner: str, workers: int, dump: Path, bundle: Path, work: Path) -> dict:
     """One int8 run with ``workers`` workers of ``runner`` (direct or dask), one ONNX Runtime
-    thread each; (wall seconds, peak RSS in MiB of the largest worker process). Each Dask run
-    gets a fresh LocalCluster (not timed)."""
-    from distributed import Client, LocalCluster
+    thread each: wall seconds, peak RSS in MiB of the largest worker process and, on Dask, the
+    seconds each worker computed. Each Dask run gets a fresh LocalCluster (not timed)."""
+    from distributed import Client, LocalCluster, get_task_stream
 
     one_thread = ("--ort_threads", "1")
     if runner == "direct":
-        return run_pipeline(dump, bundle, "int8", work, *one_thread, "--direct_running_mode",
-                            "multi_processing", "--direct_num_workers", str(workers))
+        seconds, peak = run_pipeline(dump, bundle, "int8", work, *one_thread,
+                                     "--direct_running_mode", "multi_processing",
+                                     "--direct_num_workers", str(workers))
+        return {"seconds": seconds, "peak_rss_mib": peak}
     with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                      dashboard_address=None) as cluster, Client(cluster) as client:
-        seconds, _ = run_pipeline(dump, bundle, "int8", work, *one_thread, "--runner",
-                                  "DaskRunner", "--dask_client_address",
-                                  cluster.scheduler_address)
-        return seconds, max(dask_worker_peak_mib(client))
+                      dashboard_address=None, env={"TOKENIZERS_PARALLELISM": "false"}
+                      ) as cluster, Client(cluster) as client:
+        with get_task_stream(client) as task_stream:
+            seconds, _ = run_pipeline(dump, bundle, "int8", work, *one_thread, "--runner",
+                                      "DaskRunner", "--dask_client_address",
+                                      cluster.scheduler_address)
+        return {"seconds": seconds, "peak_rss_mib": max(dask_worker_peak_mib(client)),
+                "worker_busy_s": dask_busy_seconds(task_stream.data)}
 
 
 def scaling(dump: Path, bundle: Path, rows: int, work: Path, repeats: int, on_round) -> dict:
@@ -213,9 +229,12 @@ def scaling(dump: Path, bundle: Path, rows: int, work: Path, repeats: int, on_ro
             results["load_1min_before_runs"].append(round(os.getloadavg()[0], 2))
             samples[f"{runner}_{workers}"].append(scaling_run(runner, workers, dump, bundle, work))
         for key, runs in samples.items():
-            results[key] = {"records_per_s": rows / statistics.median(s for s, _ in runs),
-                            "peak_rss_mib": max(peak for _, peak in runs),
-                            "seconds": [round(s, 2) for s, _ in runs]}
+            results[key] = {
+                "records_per_s": rows / statistics.median(run["seconds"] for run in runs),
+                "peak_rss_mib": max(run["peak_rss_mib"] for run in runs),
+                "seconds": [round(run["seconds"], 2) for run in runs]}
+            if key.startswith("dask"):
+                results[key]["worker_busy_s"] = [run["worker_busy_s"] for run in runs]
         for runner in ("direct", "dask"):
             results[f"{runner}_speedup"] = (results[f"{runner}_2"]["records_per_s"]
                                             / results[f"{runner}_1"]["records_per_s"])
@@ -348,7 +367,11 @@ def scaling_markdown(results: dict) -> list[str]:
               + "; ".join(f"{key} {row[key]['seconds']}"
                           for key in ("direct_1", "direct_2", "dask_1", "dask_2")) + ". "
               f"1-minute load average before each run: median {statistics.median(loads):.1f}, "
-              f"range {min(loads):.1f}-{max(loads):.1f}."]
+              f"range {min(loads):.1f}-{max(loads):.1f}. Seconds each Dask worker spent "
+              f"computing, per run: 1 worker {row['dask_1']['worker_busy_s']}, 2 workers "
+              f"{row['dask_2']['worker_busy_s']} (two similar figures: the workers shared the "
+              "row groups; one figure near the 1-worker one and one near 0: one worker scored "
+              "everything)."]
     return lines
 
 
@@ -356,6 +379,7 @@ def markdown(results: dict, meta: dict) -> str:
     """The results as a table for people (sections not measured yet are left out)."""
     lines = [f"# Scoring benchmark ({meta['date']})", "",
              f"Command: `{meta['command']}`  ", f"Machine: {meta['machine']}  ",
+             *([f"Note: {meta['note']}  "] if meta.get("note") else []),
              f"Bundle: `{meta['bundle']}`; texts: first {results['rows']:,} SST-2 training "
              f"sentences; medians of {meta['repeats']} runs where repeated; "
              f"{meta['duration_s']} s in all{'' if meta['complete'] else ' (cut short)'}.", ""]
@@ -372,7 +396,12 @@ def markdown(results: dict, meta: dict) -> str:
     lines += ["", "The machine is shared (other engineers' training and tests ran meanwhile; "
               f"load average at the end: {meta['load_average']}; this benchmark ran at "
               f"niceness {meta['niceness']}), which is why contenders alternate within each "
-              "repeat and ratios mean more than absolute rates.", ""]
+              "repeat and ratios mean more than absolute rates."]
+    if meta.get("sched_autogroup"):
+        lines += ["", "The kernel's CFS autogroup is on: nice orders processes only within one "
+                  "session, so each other busy session (niced or not) takes an equal share of the "
+                  "CPUs, and 2 workers can only beat 1 by the share this session gets."]
+    lines.append("")
     return "\n".join(lines)
 
 
@@ -388,6 +417,8 @@ def main() -> None:
     parser.add_argument("--peer_rows", type=int, default=0,
                         help="texts for contenders (3) and (4), the first of the same texts "
                              "(default: all --rows)")
+    parser.add_argument("--note", default="",
+                        help="one line recorded with the results (e.g. the code measured)")
     parser.add_argument("--only", choices=["workers"], default=None,
                         help="workers: only the 1 vs 2 workers section, written to "
                              "score_benchmark_workers.{md,json}")
@@ -396,10 +427,12 @@ def main() -> None:
     niceness = os.nice(0)
     name = "score_benchmark" + (f"_{args.only}" if args.only else "")
     meta = {"command": ("nice " if niceness else "") + ".venv/bin/python "
-                       "benchmarks/score_benchmark.py " + " ".join(sys.argv[1:]),
+                       "benchmarks/score_benchmark.py " + shlex.join(sys.argv[1:]),
             "machine": f"{platform.machine()}, {os.cpu_count()} CPUs "
                        f"({platform.processor() or platform.platform()}), shared",
-            "bundle": args.bundle, "repeats": args.repeats, "niceness": niceness,
+            "bundle": args.bundle, "note": args.note, "repeats": args.repeats,
+            "niceness": niceness,
+            "sched_autogroup": AUTOGROUP.exists() and AUTOGROUP.read_text().strip() == "1",
             "complete": False}
 
     def save(results: dict) -> None:

@@ -42,6 +42,8 @@ def every_expected_id(files: list[Path]) -> set[str]:
 
 @pytest.fixture(scope="module")
 def dask_cluster():
+    """2 worker processes, one thread each; pass ``--dask_client_address`` as a flag (Beam
+    ignores a ``dask_client_address=`` keyword: the option's dest is ``address``)."""
     cluster = LocalCluster(n_workers=2, processes=True, threads_per_worker=1,
                            dashboard_address=None)
     yield cluster
@@ -55,7 +57,7 @@ def test_dask_runner_keeps_every_row_and_equals_the_direct_runner(tiny_bundle_di
     pattern = tmp_path / "in" / "*.parquet"
 
     dask = score(tiny_bundle_dir, pattern, tmp_path / "dask", "--chunk_rows", "64",
-                 runner=DASK_RUNNER, dask_client_address=dask_cluster.scheduler_address)
+                 "--dask_client_address", dask_cluster.scheduler_address, runner=DASK_RUNNER)
     direct = score(tiny_bundle_dir, pattern, tmp_path / "direct", "--chunk_rows", "64")
 
     assert dask.scored.num_rows + dask.dead.num_rows == 2100
