@@ -2,7 +2,7 @@
 
 One design for every runner, the DirectRunner and Beam's DaskRunner included::
 
-    Create(files) -> FlatMap(list_row_groups: from each footer) -> Reshuffle
+    Create(row groups: listed from the footers as the pipeline is built) -> Reshuffle
       -> ParDo(ReadChunks): a row group read in chunks of --chunk_rows rows, each row validated
       -> RunInference(ChunkModelHandler(...).with_no_batching()): a chunk is one batch
       -> ParDo(ToChunkRecords): scored records, and dead letters (validation and inference)
@@ -24,7 +24,10 @@ Why this shape:
   read with pyarrow through Beam's ``FileSystems`` (local, ``gs://``, any Beam file system), one
   row group at a time and in chunks within it: on the DirectRunner (and Dataflow) memory stays
   bounded by a chunk, never the dump. The DaskRunner holds a whole Dask partition's outputs in a
-  list, so there memory grows with the rows per partition (``--dask_partition_size``).
+  list, so there memory grows with the rows per partition: one row group by default.
+- Beam's Reshuffle does nothing on the DaskRunner: the Dask partitions of ``Create`` are the
+  only parallelism there. So row groups, not files, are created, each its own Dask partition
+  (`one_row_group_per_dask_partition`): two workers share even a one-file dump.
 - Output files are named after their chunk (input file hash, row group, chunk number) and
   written to a temporary name then renamed: a retried chunk overwrites its own file, nothing is
   written twice.
@@ -422,13 +425,28 @@ class WriteParquetFiles(beam.DoFn):
         yield path
 
 
+def one_row_group_per_dask_partition(pipeline: beam.Pipeline) -> None:
+    """On the DaskRunner, makes each row group its own Dask partition unless
+    ``--dask_npartitions`` or ``--dask_partition_size`` is given. Beam's Reshuffle does nothing
+    there, so the partitions of ``Create`` are the job's only parallelism, and its default (128
+    elements a partition) puts a dump's row groups in one partition, scored by one worker."""
+    if not type(pipeline.runner).__module__.startswith("apache_beam.runners.dask"):
+        return
+    from apache_beam.runners.dask.dask_runner import DaskOptions
+
+    dask_options = pipeline.options.view_as(DaskOptions)
+    if dask_options.npartitions is None and dask_options.partition_size is None:
+        dask_options.partition_size = 1
+
+
 def build_batch_pipeline(pipeline: beam.Pipeline, job: BatchJob) -> beam.PCollection:
     """Adds the batch scoring steps for ``job`` (see `plan_batch_job`) to ``pipeline``; returns
     the paths of all files written. Apply nothing after it: the DaskRunner computes only the
     last step added and what it depends on."""
+    one_row_group_per_dask_partition(pipeline)
     records = (pipeline
-               | "InputFiles" >> beam.Create(list(job.files))
-               | "RowGroups" >> beam.FlatMap(list_row_groups)
+               | "RowGroups" >> beam.Create([group for path in job.files
+                                            for group in list_row_groups(path)])
                | "SpreadRowGroups" >> beam.Reshuffle()
                | "ReadAndValidate" >> beam.ParDo(ReadChunks(job))
                | "InferenceBatches" >> beam.Map(as_inference_batch)

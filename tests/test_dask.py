@@ -1,13 +1,15 @@
 """The batch pipeline on Beam's DaskRunner against a LocalCluster with 2 worker processes: every
-row survives (the DaskRunner drops finish_bundle output, so a design relying on it loses rows)
-and the files written equal the DirectRunner's on the same input."""
+row survives (the DaskRunner drops finish_bundle output, so a design relying on it loses rows),
+the files written equal the DirectRunner's on the same input, and both workers score a one-file
+dump (Beam's Reshuffle does nothing on Dask: each row group must be its own partition)."""
 import csv
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from distributed import LocalCluster
+from dask.utils import key_split
+from distributed import Client, LocalCluster, get_task_stream
 
 from test_pipeline import comparable, expected_id, score
 
@@ -66,3 +68,19 @@ def test_dask_runner_keeps_every_row_and_equals_the_direct_runner(tiny_bundle_di
     assert dask.dead.num_rows == 14
     assert comparable(dask.scored) == comparable(direct.scored)
     assert comparable(dask.dead) == comparable(direct.dead)
+
+
+@pytest.mark.timeout(300)
+def test_dask_runner_shares_the_row_groups_of_one_file_between_both_workers(
+        tiny_bundle_dir, shared_data, dask_cluster, tmp_path):
+    one_file = write_sst2_dump(tmp_path / "in", shared_data)[0]  # 3 row groups
+    with Client(dask_cluster) as client, get_task_stream(client) as task_stream:
+        run = score(tiny_bundle_dir, one_file, tmp_path / "out", "--chunk_rows", "64",
+                    "--dask_client_address", dask_cluster.scheduler_address, runner=DASK_RUNNER)
+
+    # a Dask partition of Create (fused with the steps after it) runs as one "from_sequence" task
+    reading = [task for task in task_stream.data
+               if key_split(task["key"]).startswith("from_sequence")]
+    assert len(reading) == 3
+    assert len({task["worker"] for task in reading}) == 2
+    assert run.scored.num_rows + run.dead.num_rows == FILE_ROWS
