@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os
 from typing import Any, Iterable, Mapping, Optional, Sequence
 
 import numpy as np
@@ -51,6 +52,7 @@ DEVICES = ("auto", "cpu", "cuda")
 PRECISION_CHOICES = ("auto", *PRECISIONS)
 LONG_TEXT_MODES = ("truncate", "chunk")
 CUDA_PROVIDER = "CUDAExecutionProvider"
+NVIDIA_DEVICE_NODE = "/dev/nvidiactl"
 CPU_PROVIDER = "CPUExecutionProvider"
 METRICS_NAMESPACE = "sentiment_scoring"
 _NUMPY_TYPES = {"tensor(int64)": np.int64, "tensor(int32)": np.int32}
@@ -235,6 +237,13 @@ def _session(bundle: Bundle, providers: list[str], intra_op_threads: int) -> ort
     return ort.InferenceSession(bundle.read_model_bytes(), options, providers=providers)
 
 
+def nvidia_device_present() -> bool:
+    """Whether the NVIDIA driver exposes a device here (as on GPU VMs and GPU containers).
+    ``--device auto`` tries CUDA only then: onnxruntime-gpu lists its CUDA provider everywhere
+    and prints an error before falling back when the provider cannot start."""
+    return os.path.exists(NVIDIA_DEVICE_NODE)
+
+
 def load_scoring_model(bundle_root: str, precision: str = "auto", device: str = "auto",
                        max_batch_size: int = 64, max_length: Optional[int] = None,
                        long_text: str = "truncate", intra_op_threads: int = 0,
@@ -258,7 +267,9 @@ def load_scoring_model(bundle_root: str, precision: str = "auto", device: str = 
         return model
 
     if device != "cpu":
-        if CUDA_PROVIDER in ort.get_available_providers():
+        if device == "auto" and not nvidia_device_present():
+            reason = f"no NVIDIA device node ({NVIDIA_DEVICE_NODE}) on this machine"
+        elif CUDA_PROVIDER in ort.get_available_providers():
             bundle = load_bundle(bundle_root, choose_precision(precision, "cuda", available),
                                  pinned_sha256)
             session = _session(bundle, [CUDA_PROVIDER, CPU_PROVIDER], intra_op_threads)

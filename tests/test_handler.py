@@ -15,7 +15,8 @@ from tokenizers import Tokenizer
 
 from beam_pipeline.bundle import BundleError, sha256_of
 from beam_pipeline.onnx_handler import (CPU_PROVIDER, CUDA_PROVIDER, OnnxSentimentModelHandler,
-                                        choose_precision, load_scoring_model)
+                                        choose_precision, load_scoring_model,
+                                        nvidia_device_present)
 
 TEXTS = ["a gorgeous , witty , seductive movie .", "bad", "it 's not as pleasant as it sounds .",
          "the acting , costumes , music , cinematography and sound are all astounding given "
@@ -157,6 +158,16 @@ def test_device_cuda_falls_back_to_cpu_with_a_warning_when_cuda_cannot_run(tiny_
     assert any("device cuda" in message and "falling back to CPU" in message
                for message in warnings)
     assert model.predict(["still scores"]).shape == (1, 2)
+
+
+@pytest.mark.skipif(nvidia_device_present(), reason="this machine has an NVIDIA device")
+def test_device_auto_without_a_gpu_uses_cpu_without_trying_cuda(tiny_bundle_dir, caplog, capfd):
+    """No NVIDIA device: ``auto`` goes to the CPU quietly, with no CUDA provider error."""
+    caplog.set_level(logging.INFO, logger="beam_pipeline.onnx_handler")
+    model = load_scoring_model(str(tiny_bundle_dir), device="auto")
+    assert model.describe()["provider"] == CPU_PROVIDER
+    assert any("device auto: no NVIDIA device node" in r.getMessage() for r in caplog.records)
+    assert "CUDAExecutionProvider" not in capfd.readouterr().err
 
 
 def test_handler_in_run_inference_gives_probabilities_and_model_version(tiny_bundle_dir):
