@@ -45,7 +45,7 @@ setup(
             "sentiment-train=training.cli:train_main",
             "sentiment-eval=training.cli:eval_main",
             "sentiment-export=export.cli:main",
-            "sentiment-score=beam_pipeline.run:main",
+            "sentiment-score=beam_pipeline.run:console_main",
         ]
     },
 )

@@ -1,6 +1,4 @@
 """``python -m beam_pipeline``: the same command as ``sentiment-score``."""
-import sys
+from beam_pipeline.run import console_main
 
-from beam_pipeline.run import main
-
-sys.exit(main())
+console_main()

@@ -183,8 +183,10 @@ class ScoringModel:
         failures: dict[int, InferenceFailure] = {}
         probabilities = self._predict(texts, failures)
         if failures:
-            LOGGER.warning("ONNX Runtime failed on %d of %d rows: %s", len(failures), len(texts),
-                           "; ".join(sorted({str(failure) for failure in failures.values()})))
+            distinct = sorted({str(failure) for failure in failures.values()})
+            LOGGER.warning("ONNX Runtime failed on %d of %d rows (%d distinct errors; the "
+                           "dead letters hold each row's): %s", len(failures), len(texts),
+                           len(distinct), distinct[0])
         return [failures.get(index, row) for index, row in enumerate(probabilities)]
 
     def _predict(self, texts: Sequence[str],

@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import collections
 import logging
+import os
 import sys
 import time
 from typing import Optional, Sequence
@@ -167,3 +168,15 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return 2
     return 0
 
+
+def console_main() -> None:
+    """Console entry point (``sentiment-score``, ``python -m beam_pipeline``): runs `main`, then
+    ends the process at once with its status. After a finished job (files written and renamed,
+    summary printed) native threads of Beam's runner and ONNX Runtime could abort the
+    interpreter's own shutdown ("terminate called without an active exception", exit 134), so
+    a successful job could report a crash."""
+    status = main()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    logging.shutdown()
+    os._exit(status)
