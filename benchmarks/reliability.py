@@ -61,8 +61,9 @@ def write_results(results: dict) -> None:
     lines = [f"# Reliability: hostile input, faults and tampering ({NAME})", "",
              f"Command: `{results['command']}`  ", f"Machine: {results['machine']}  ",
              f"Date: {results['date']}  ", f"Bundle: `{results['bundle']}`  ",
-             "Seconds per area: " + ", ".join(f"{area} {seconds}" for area, seconds
-                                             in results["seconds_per_area"].items()), "",
+             "Areas (each area's cases run by one command; `--only` reruns keep the others): "
+             + "; ".join(f"{area}: {run['seconds']} s, {run['date']}"
+                         for area, run in results["areas"].items()), "",
              "| area | case | input | rows in | scored | dead-lettered | what happened | "
              "every row accounted for |", "|---|---|---|---|---|---|---|---|"]
     for case in results["cases"]:
@@ -86,7 +87,7 @@ def main() -> int:
                  "or pass --bundle")
     previous = RESULTS / f"{NAME}.json"
     results = (json.loads(previous.read_text()) if args.only and previous.exists()
-               else {"cases": [], "seconds_per_area": {}})
+               else {"cases": [], "areas": {}})
     areas = args.only or list(AREAS)
     results["cases"] = [case for case in results["cases"] if case["area"] not in areas]
     results.update({
@@ -100,7 +101,9 @@ def main() -> int:
         for area in areas:
             cases, seconds = run_area(area, Path(workdir), args.bundle)
             results["cases"] += cases
-            results["seconds_per_area"][area] = round(seconds, 1)
+            results["areas"][area] = {
+                "seconds": round(seconds, 1), "command": results["command"],
+                "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
             print(f"{area}: {len(cases)} case(s) in {seconds:.1f} s", flush=True)
     results["cases"].sort(key=lambda case: AREAS.index(case["area"]))
     write_results(results)
