@@ -6,6 +6,7 @@ The loader's own checks, one by one, are in test_bundle.py; these tests drive wh
 """
 from __future__ import annotations
 
+import glob
 import json
 import os
 import re
@@ -22,7 +23,7 @@ from apache_beam.options.pipeline_options import PipelineOptions
 
 from beam_pipeline.bundle import BundleError, sha256_of
 from beam_pipeline.options import ScoringOptions
-from beam_pipeline.pipeline import build_batch_pipeline, plan_batch_job
+from beam_pipeline.pipeline import build_batch_pipeline, part_pattern, plan_batch_job
 from beam_pipeline.run import main as score_main
 from training.cli import eval_main, train_main
 
@@ -125,6 +126,15 @@ def _planned_job(bundle: Path, reviews: Path, output: Path, precision: str):
     return options, plan_batch_job(options.view_as(ScoringOptions))
 
 
+def assert_job_fails_unscored(options, job, error: str) -> None:
+    """Runs the planned job: it must fail with ``error`` and write no scored file."""
+    pipeline = beam.Pipeline(options=options)
+    build_batch_pipeline(pipeline, job)
+    with pytest.raises(Exception, match=error):
+        pipeline.run().wait_until_finish()
+    assert not glob.glob(part_pattern(job.output_prefix))
+
+
 def test_worker_checks_the_model_it_loads(tiny_bundle_dir, tmp_path, reviews):
     """The model file is changed after the launcher validated the bundle: the worker's
     `load_model` checks it against bundle.json again, and the job fails without scoring."""
@@ -134,11 +144,7 @@ def test_worker_checks_the_model_it_loads(tiny_bundle_dir, tmp_path, reviews):
     with pytest.raises(BundleError, match=re.escape(f"{bundle / 'model_fp32.onnx'}: sha256 "
                                                     "mismatch")):
         job.handler.load_model()
-    pipeline = beam.Pipeline(options=options)
-    build_batch_pipeline(pipeline, job)
-    with pytest.raises(Exception, match="model_fp32.onnx: sha256 mismatch"):
-        pipeline.run().wait_until_finish()
-    assert not list((tmp_path / "out").glob("scored-part-*"))
+    assert_job_fails_unscored(options, job, "model_fp32.onnx: sha256 mismatch")
 
 
 def test_worker_refuses_a_bundle_replaced_after_planning(tiny_bundle_dir, tmp_path, reviews):
@@ -151,11 +157,7 @@ def test_worker_refuses_a_bundle_replaced_after_planning(tiny_bundle_dir, tmp_pa
     shutil.copyfile(bundle / int8["file"], bundle / "model_fp32.onnx")
     manifest["precisions"]["fp32"]["sha256"] = int8["sha256"]
     (bundle / "bundle.json").write_text(json.dumps(manifest))
-    pipeline = beam.Pipeline(options=options)
-    build_batch_pipeline(pipeline, job)
-    with pytest.raises(Exception, match="is not that of the fp32 file the job was started with"):
-        pipeline.run().wait_until_finish()
-    assert not list((tmp_path / "out").glob("scored-part-*"))
+    assert_job_fails_unscored(options, job, "is not that of the fp32 file the job was started with")
 
 
 def test_worker_records_the_version_of_the_verified_model(tiny_bundle_dir, tmp_path, reviews):
