@@ -20,6 +20,7 @@ import collections
 import logging
 import os
 import sys
+import threading
 import time
 from typing import Optional, Sequence
 
@@ -126,10 +127,30 @@ def _run_streaming(options: PipelineOptions) -> int:
     build_streaming_pipeline(pipeline, options)
     print(f"{PROG}: streaming; stop with Ctrl-C", file=sys.stderr)
     result = pipeline.run()
+    # Waited for in a helper thread: on Ctrl-C the DirectRunner's own wait and cancel join its
+    # worker thread, which may sit in a Pub/Sub pull for up to 30 s (twice: about a minute).
+    outcome: list[BaseException] = []
+    finished = threading.Event()
+
+    def wait() -> None:
+        try:
+            result.wait_until_finish()
+        except BaseException as error:  # pylint: disable=broad-except  (re-raised below)
+            outcome.append(error)
+        finally:
+            finished.set()
+
+    threading.Thread(target=wait, name="wait_until_finish", daemon=True).start()
     try:
-        result.wait_until_finish()
+        while not finished.wait(timeout=1):
+            pass
     except KeyboardInterrupt:
-        result.cancel()
+        print(f"{PROG}: stopped; on the DirectRunner, messages already pulled (acknowledged) "
+              "but not yet scored are not delivered again", file=sys.stderr)
+        threading.Thread(target=result.cancel, name="cancel", daemon=True).start()
+        return 0
+    if outcome:
+        raise outcome[0]
     return 0
 
 
