@@ -19,6 +19,7 @@ import argparse
 import collections
 import logging
 import os
+import signal
 import sys
 import threading
 import time
@@ -127,10 +128,13 @@ def _run_streaming(options: PipelineOptions) -> int:
     build_streaming_pipeline(pipeline, options)
     print(f"{PROG}: streaming; stop with Ctrl-C", file=sys.stderr)
     result = pipeline.run()
-    # Waited for in a helper thread: on Ctrl-C the DirectRunner's own wait and cancel join its
-    # worker thread, which may sit in a Pub/Sub pull for up to 30 s (twice: about a minute).
+    # Waited for in a helper thread: the DirectRunner's own wait and cancel join its worker
+    # thread, which may sit in a Pub/Sub pull for up to 30 s (twice: about a minute). SIGINT and
+    # SIGTERM are handled explicitly, so they stop the stream even where a parent made this
+    # process ignore SIGINT (as shells do for background jobs).
     outcome: list[BaseException] = []
-    finished = threading.Event()
+    done = threading.Event()
+    stop_signals: list[str] = []
 
     def wait() -> None:
         try:
@@ -138,15 +142,21 @@ def _run_streaming(options: PipelineOptions) -> int:
         except BaseException as error:  # pylint: disable=broad-except  (re-raised below)
             outcome.append(error)
         finally:
-            finished.set()
+            done.set()
 
+    def request_stop(signum: int, _frame) -> None:
+        stop_signals.append(signal.Signals(signum).name)
+        done.set()
+
+    if threading.current_thread() is threading.main_thread():
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(signum, request_stop)
     threading.Thread(target=wait, name="wait_until_finish", daemon=True).start()
-    try:
-        while not finished.wait(timeout=1):
-            pass
-    except KeyboardInterrupt:
-        print(f"{PROG}: stopped; on the DirectRunner, messages already pulled (acknowledged) "
-              "but not yet scored are not delivered again", file=sys.stderr)
+    while not done.wait(timeout=1):
+        pass
+    if stop_signals:
+        print(f"{PROG}: stopped by {stop_signals[0]}; on the DirectRunner, messages already "
+              "pulled (acknowledged) but not yet scored are not delivered again", file=sys.stderr)
         threading.Thread(target=result.cancel, name="cancel", daemon=True).start()
         return 0
     if outcome:
