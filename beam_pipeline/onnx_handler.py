@@ -239,6 +239,16 @@ def _session(bundle: Bundle, providers: list[str], intra_op_threads: int) -> ort
     return ort.InferenceSession(bundle.read_model_bytes(), options, providers=providers)
 
 
+def check_bundle_of_options(options: Any) -> dict[str, Any]:
+    """Before a job starts: reads the manifest of the bundle a `ScoringOptions` view names and
+    verifies the model file its workers will most likely load (``auto``: the CPU/CUDA choice);
+    returns the manifest (raises `BundleError`)."""
+    manifest = read_manifest(options.model)
+    load_bundle(options.model, choose_precision(
+        options.precision, "cuda" if options.device == "cuda" else "cpu", manifest["precisions"]))
+    return manifest
+
+
 def nvidia_device_present() -> bool:
     """Whether the NVIDIA driver exposes a device here (as on GPU VMs and GPU containers).
     ``--device auto`` tries CUDA only then: onnxruntime-gpu lists its CUDA provider everywhere

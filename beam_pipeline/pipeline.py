@@ -69,10 +69,10 @@ from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
 from apache_beam.ml.inference.base import ModelHandler, PredictionResult, RunInference
 
-from beam_pipeline.bundle import load_bundle, pinned_checksums, read_manifest
+from beam_pipeline.bundle import pinned_checksums
 from beam_pipeline.onnx_handler import (INFERENCE_ERROR, INFERENCE_STAGE, METRICS_NAMESPACE,
                                         InferenceFailure, OnnxSentimentModelHandler, ScoringModel,
-                                        choose_precision)
+                                        check_bundle_of_options)
 from beam_pipeline.options import ScoringOptions
 from beam_pipeline.records import (dead_letter_record, dead_letter_schema, row_id, scored_record,
                                    scored_schema, utc_now)
@@ -186,10 +186,7 @@ def plan_batch_job(options: ScoringOptions) -> BatchJob:
     if input_schema is None:
         raise InputError(f"--input {options.input}: no file can be scored: "
                          + "; ".join(problems.values()))
-    manifest = read_manifest(options.model)
-    # checksums of the model file the workers will most likely load (auto: the CPU/CUDA choice)
-    load_bundle(options.model, choose_precision(
-        options.precision, "cuda" if options.device == "cuda" else "cpu", manifest["precisions"]))
+    manifest = check_bundle_of_options(options)
     dead_letter_prefix = options.dead_letter or f"{options.output}-dead-letter"
     for prefix in (options.output, dead_letter_prefix):
         if match_files(part_pattern(prefix)):

@@ -56,9 +56,9 @@ from apache_beam.ml.inference.base import KeyedModelHandler, PredictionResult, R
 from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
 from apache_beam.transforms import trigger, window
 
-from beam_pipeline.bundle import load_bundle, pinned_checksums, read_manifest
+from beam_pipeline.bundle import pinned_checksums
 from beam_pipeline.onnx_handler import (INFERENCE_ERROR, INFERENCE_STAGE, InferenceFailure,
-                                        choose_precision)
+                                        check_bundle_of_options)
 from beam_pipeline.options import ScoringOptions
 from beam_pipeline.records import dead_letter_record, scored_record, utc_now
 from beam_pipeline.streaming_messages import (DEAD_LETTER_TAG, DEFAULT_MAX_MESSAGE_BYTES,
@@ -159,11 +159,7 @@ def plan_streaming_job(options: PipelineOptions) -> StreamingJob:
                 parse_topic(topic)
     except ValueError as error:
         raise InputError(str(error)) from None
-    manifest = read_manifest(scoring.model)
-    # checksums of the model file the workers will most likely load (auto: the CPU/CUDA choice)
-    load_bundle(scoring.model, choose_precision(
-        scoring.precision, "cuda" if scoring.device == "cuda" else "cpu", manifest["precisions"]),
-        pinned_checksums(manifest))
+    manifest = check_bundle_of_options(scoring)
     if streaming.model_watch:
         watched_manifests(streaming.model_watch)  # an unknown file system fails here
     labels = tuple(manifest["labels"])
