@@ -17,7 +17,10 @@ tests/pubsub_server.py), for each offered rate (``--rates``, default 50, 100, 20
 5. samples the pipeline process's resident memory every 2 s (VmRSS, /proc).
 
 Then one long run at ``--memory_rate`` (100/s) for ``--memory_minutes`` (10): peak RSS in the
-first minute and in the last minute. Peer for scale: the same bundle scored directly with ONNX
+first minute and in the last minute. Runner ceiling (``--ceiling_rate``, default the highest
+rate): the same command and load with a tiny random BERT bundle (2 layers, hidden 32, built
+with tests/conftest.build_tiny_bert and exported with sentiment-export's code), whose inference
+costs next to nothing: what the DirectRunner and Pub/Sub sustain without a real model. Peer for scale: the same bundle scored directly with ONNX
 Runtime (`load_scoring_model(...).predict`, no Beam, no Pub/Sub) on batches of 10 (one DirectRunner
 Pub/Sub pull) and of 64. Writes benchmarks/results/stream_latency.{md,json} (``--results_name``).
 """
@@ -185,6 +188,32 @@ def raw_onnx_rate(bundle: str, tweets: list[str], batch: int, repeats: int = 3) 
     return statistics.median(rates)
 
 
+def tiny_bundle(directory: Path) -> str:
+    """A bundle of a tiny random BERT (int8 and fp32) for the runner-ceiling run."""
+    from conftest import build_tiny_bert  # tests/conftest.py: the tests' tiny model
+    from export.exporter import export_bundle
+
+    model = build_tiny_bert(directory / "model", ["bearish", "bullish", "neutral"])
+    export_bundle(model, directory / "bundle", precisions=("fp32", "int8"))
+    return str(directory / "bundle")
+
+
+RATES_TABLE_HEADER = (
+    "| offered msg/s | published | scored | sustained msg/s | × offered | p50 latency s | "
+    f"p99 latency s | p99 < {GOAL_P99_S:g} s | peak RSS MB | × raw ONNX (batch 10) |",
+    "|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|")
+
+
+def rate_row(row: dict, raw_batch_10: float, label: str = "") -> str:
+    """One line of the rates table."""
+    return (f"| {label}{row['offered_per_s']:g} | {row['published']} | {row['scored']} | "
+            f"{row['sustained_per_s']:.1f} | {row['sustained_per_s'] / row['offered_per_s']:.2f} | "
+            f"{row['latency_p50_s']:.2f} | {row['latency_p99_s']:.2f} | "
+            f"{'yes' if row['latency_p99_s'] < GOAL_P99_S else 'no'} | "
+            f"{max(r for _, r in row['rss_samples']):.0f} | "
+            f"{row['sustained_per_s'] / raw_batch_10:.2f} |")
+
+
 def write_results(results: dict, name: str) -> None:
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / f"{name}.json").write_text(json.dumps(results, indent=2) + "\n")
@@ -196,22 +225,20 @@ def write_results(results: dict, name: str) -> None:
         f"Pub/Sub: {results['backend']} on 127.0.0.1; bundle `{results['bundle']}` (int8, "
         "CPU); messages: financial tweets from ../shared/data as JSON  ",
         f"Pipeline: `sentiment-score {results['rates'][0]['command'] if results['rates'] else ''}`",
-        "",
-        "| offered msg/s | published | scored | sustained msg/s | × offered | p50 latency s | "
-        f"p99 latency s | p99 < {GOAL_P99_S:g} s | peak RSS MB | × raw ONNX (batch 10) |",
-        "|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|"]
+        "", *RATES_TABLE_HEADER]
     raw_batch_10 = results["raw_onnx_records_per_s"][10]
-    for row in results["rates"]:
-        lines.append(
-            f"| {row['offered_per_s']:g} | {row['published']} | {row['scored']} | "
-            f"{row['sustained_per_s']:.1f} | {row['sustained_per_s'] / row['offered_per_s']:.2f} | "
-            f"{row['latency_p50_s']:.2f} | {row['latency_p99_s']:.2f} | "
-            f"{'yes' if row['latency_p99_s'] < GOAL_P99_S else 'no'} | "
-            f"{max(r for _, r in row['rss_samples']):.0f} | "
-            f"{row['sustained_per_s'] / raw_batch_10:.2f} |")
+    lines += [rate_row(row, raw_batch_10) for row in results["rates"]]
     peer = results["raw_onnx_records_per_s"]
     lines += ["", "Peer, same bundle scored directly with ONNX Runtime (no Beam, no Pub/Sub), "
               "records/s: " + ", ".join(f"batch {b}: {r:.1f}" for b, r in peer.items()), ""]
+    ceiling = results.get("ceiling")
+    if ceiling:
+        lines += ["Runner ceiling: the same command and load with a tiny random BERT bundle "
+                  "(2 layers, hidden 32; raw ONNX Runtime "
+                  f"{ceiling['raw_onnx_records_per_s'][10]:.0f} records/s at batch 10), so that "
+                  "inference costs next to nothing:", "", *RATES_TABLE_HEADER,
+                  rate_row(ceiling["run"], ceiling["raw_onnx_records_per_s"][10], "tiny model, "),
+                  ""]
     memory = results.get("memory")
     if memory:
         growth = memory["rss_peak_last_minute_mb"] / memory["rss_peak_first_minute_mb"] - 1
@@ -240,6 +267,9 @@ def main() -> None:
     parser.add_argument("--max_batch_duration_secs", type=int, default=0,
                         help="sentiment-score --max_batch_duration_secs (0: one pull, one batch)")
     parser.add_argument("--backend", default=preferred_backend(), choices=("emulator", "double"))
+    parser.add_argument("--ceiling_rate", type=float, default=None,
+                        help="offered rate of the runner-ceiling run with a tiny random model "
+                             "(default: the highest of --rates; 0 skips it)")
     parser.add_argument("--results_name", default="stream_latency",
                         help="writes benchmarks/results/NAME.{md,json}")
     args = parser.parse_args()
@@ -262,6 +292,18 @@ def main() -> None:
             write_results(results, args.results_name)
             print(json.dumps({k: v for k, v in results["rates"][-1].items()
                               if k != "rss_samples"}), flush=True)
+        ceiling_rate = (max(float(r) for r in args.rates.split(","))
+                        if args.ceiling_rate is None else args.ceiling_rate)
+        if ceiling_rate > 0:
+            with tempfile.TemporaryDirectory(prefix="stream_latency_tiny_") as tmp:
+                bundle = tiny_bundle(Path(tmp))
+                results["ceiling"] = {
+                    "raw_onnx_records_per_s": {batch: raw_onnx_rate(bundle, tweets, batch)
+                                               for batch in (10, 64)},
+                    "run": measure(f"ceiling{ceiling_rate:g}",
+                                   argparse.Namespace(**{**vars(args), "bundle": bundle}),
+                                   ceiling_rate, args.seconds, tweets)}
+            write_results(results, args.results_name)
         if args.memory_minutes > 0:
             results["memory"] = measure("memory", args, args.memory_rate,
                                         args.memory_minutes * 60, tweets)
