@@ -191,6 +191,12 @@ def dask_busy_seconds(task_stream: list[dict]) -> list[float]:
     return sorted((round(seconds, 1) for seconds in busy.values()), reverse=True)
 
 
+def marginal_rate(rows: int, big_s: float, small_s: float) -> float:
+    """Records/s with start-up excluded: the extra rows of the big dump over the extra seconds it
+    took, against the ``SMALL_ROWS``-row dump run the same way."""
+    return (rows - SMALL_ROWS) / (big_s - small_s)
+
+
 def scaling_run(runner: str, workers: int, dump: Path, bundle: Path, work: Path) -> dict:
     """One int8 run with ``workers`` workers of ``runner`` (direct or dask), one ONNX Runtime
     thread each: wall seconds, peak RSS in MiB of the largest worker process and, on Dask, the
@@ -238,7 +244,7 @@ def scaling(dump: Path, small: Path, bundle: Path, rows: int, work: Path, repeat
                 statistics.median(small_samples[key])
             results[key] = {
                 "records_per_s": rows / big_s,
-                "excluded_records_per_s": (rows - SMALL_ROWS) / (big_s - small_s),
+                "excluded_records_per_s": marginal_rate(rows, big_s, small_s),
                 "peak_rss_mib": max(run["peak_rss_mib"] for run in runs),
                 "seconds": [round(run["seconds"], 2) for run in runs],
                 "small_seconds": [round(seconds, 2) for seconds in small_samples[key]]}
@@ -279,7 +285,7 @@ def measure(args: argparse.Namespace, save) -> dict:
                 timings["small"].append(run_pipeline(small, bundle, precision, work)[0])
             big, small_s = statistics.median(timings["big"]), statistics.median(timings["small"])
             raw = statistics.median(timings["raw"])
-            excluded = (args.rows - SMALL_ROWS) / (big - small_s)
+            excluded = marginal_rate(args.rows, big, small_s)
             results["precisions"][precision] = {
                 "pipeline_included_records_per_s": args.rows / big,
                 "pipeline_excluded_records_per_s": excluded,

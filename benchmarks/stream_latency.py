@@ -20,9 +20,10 @@ Then one long run at ``--memory_rate`` (100/s) for ``--memory_minutes`` (10): pe
 first minute and in the last minute. Runner ceiling (``--ceiling_rate``, default the highest
 rate): the same command and load with a tiny random BERT bundle (2 layers, hidden 32, built
 with tests/conftest.build_tiny_bert and exported with sentiment-export's code), whose inference
-costs next to nothing: what the DirectRunner and Pub/Sub sustain without a real model. Peer for scale: the same bundle scored directly with ONNX
-Runtime (`load_scoring_model(...).predict`, no Beam, no Pub/Sub) on batches of 10 (one DirectRunner
-Pub/Sub pull) and of 64. Writes benchmarks/results/stream_latency.{md,json} (``--results_name``).
+costs next to nothing: what the DirectRunner and Pub/Sub sustain without a real model. Peer for
+scale: the same bundle scored directly with ONNX Runtime (`load_scoring_model(...).predict`, no
+Beam, no Pub/Sub) on batches of 10 (one DirectRunner Pub/Sub pull) and of 64. Writes
+benchmarks/results/stream_latency.{md,json} (``--results_name``).
 """
 from __future__ import annotations
 
@@ -287,13 +288,13 @@ def main() -> None:
         "raw_onnx_records_per_s": {batch: raw_onnx_rate(args.bundle, tweets, batch)
                                    for batch in (10, 64)}}
     with pubsub_backend(args.backend, PROJECT):
-        for rate in (float(r) for r in args.rates.split(",")):
+        rates = [float(rate) for rate in args.rates.split(",")]
+        for rate in rates:
             results["rates"].append(measure(f"rate{rate:g}", args, rate, args.seconds, tweets))
             write_results(results, args.results_name)
             print(json.dumps({k: v for k, v in results["rates"][-1].items()
                               if k != "rss_samples"}), flush=True)
-        ceiling_rate = (max(float(r) for r in args.rates.split(","))
-                        if args.ceiling_rate is None else args.ceiling_rate)
+        ceiling_rate = max(rates) if args.ceiling_rate is None else args.ceiling_rate
         if ceiling_rate > 0:
             with tempfile.TemporaryDirectory(prefix="stream_latency_tiny_") as tmp:
                 bundle = tiny_bundle(Path(tmp))
