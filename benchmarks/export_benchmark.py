@@ -34,10 +34,10 @@ import numpy as np  # noqa: E402
 import onnxruntime  # noqa: E402
 import torch  # noqa: E402
 from tokenizers import Tokenizer  # noqa: E402
+from transformers import AutoModelForSequenceClassification  # noqa: E402
 
 from export import parity  # noqa: E402
 from export.exporter import evaluation_rows, export_bundle, export_onnx, label_names  # noqa: E402
-from training.modeling import load_sequence_classifier  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "benchmarks" / "results"
@@ -96,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
     export_seconds = time.perf_counter() - started
 
     torch.set_num_threads(args.threads)
-    model = load_sequence_classifier(str(model_dir), use_safetensors=True).eval()
+    model = AutoModelForSequenceClassification.from_pretrained(model_dir, use_safetensors=True).eval()
     texts, labels, rows = evaluation_rows(args.eval_dataset, label_names(model.config), "text",
                                           "label")
     tokenizer = Tokenizer.from_file(str(Path(args.bundle_dir) / manifest["tokenizer"]["file"]))

@@ -212,9 +212,7 @@ def export_bundle(model_dir: str | Path, output_dir: str | Path,
     temperature = calibration_temperature(report, model_dir)
     quantization = int8_config_name(cpu_flags()) if "int8" in precisions else None
 
-    from transformers import AutoConfig, AutoTokenizer
-
-    from training.modeling import load_sequence_classifier
+    from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
 
     try:
         config = AutoConfig.from_pretrained(model_dir)
@@ -233,7 +231,8 @@ def export_bundle(model_dir: str | Path, output_dir: str | Path,
                                                            eval_label_column)
     progress(f"loading {model_dir} ({len(labels)} labels: {', '.join(labels)})")
     try:
-        model = load_sequence_classifier(str(model_dir), use_safetensors=True).eval()
+        model = AutoModelForSequenceClassification.from_pretrained(model_dir,
+                                                                   use_safetensors=True).eval()
     except (OSError, ValueError, SafetensorError) as error:
         raise ExportError(f"{model_dir}: cannot load the model: {_first_line(error)}") from None
 
@@ -284,22 +283,10 @@ def export_bundle(model_dir: str | Path, output_dir: str | Path,
 
 
 def export_onnx(model: Any, output_dir: Path) -> Path:
-    """Optimum's ONNX export of a transformers sequence classifier: the ONNX config of its
-    ``model_type`` for task text-classification (dynamic batch and sequence axes), written with
-    the model's ``config.json`` beside it for Optimum's optimiser and quantiser.
+    """Optimum's ONNX export (task text-classification, dynamic batch and sequence axes)."""
+    from optimum.exporters.onnx import onnx_export_from_model
 
-    (Optimum's `export` with that config, not `onnx_export_from_model`, which takes the library
-    from the class's module and so refuses `training.modeling`'s mean-pooling BERT.)
-    """
-    from optimum.exporters.onnx import export
-    from optimum.exporters.tasks import TasksManager
-
-    onnx_config = TasksManager.get_exporter_config_constructor(
-        "onnx", model_type=model.config.model_type, task="text-classification",
-        library_name="transformers")(model.config)
-    output_dir.mkdir(parents=True, exist_ok=True)
-    export(model, onnx_config, output_dir / "model.onnx", opset=onnx_config.DEFAULT_ONNX_OPSET)
-    model.config.save_pretrained(output_dir)
+    onnx_export_from_model(model, output_dir, task="text-classification", do_validation=False)
     return output_dir / "model.onnx"
 
 

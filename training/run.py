@@ -67,7 +67,6 @@ def train_and_report(splits: LabelledSplits, config: TrainConfig, output_dir: st
                     "validation_rows": len(splits.validation),
                     "class_counts": splits.class_counts(), "dropped": splits.dropped},
         "hyperparameters": dataclasses.asdict(config),
-        "pooling": result.pooling,
         "class_weight_values": result.class_weight_values,
         "baseline_metrics": _metrics_with_ece(result.baseline_logits, validation_ids,
                                               splits.label_names),

@@ -13,7 +13,6 @@ import numpy as np
 from training.checkpoints import (ResumeError, SignalStop, TrainingInterrupted, checkpoint_step,
                                   prepare_run, run_identity)
 from training.metrics import trainer_metrics
-from training.pooling import POOLING_CONFIG_KEY, POOLING_MODES
 
 CHECKPOINT_DIR = "checkpoints"
 BEST_METRIC = "macro_f1"
@@ -49,7 +48,6 @@ class TrainConfig:
     eval_steps: int | None = None
     warmup_ratio: float = 0.1
     weight_decay: float = 0.01
-    pooling: str = "auto"
 
     def validate(self) -> None:
         """Raises `TrainingError` for values no run could use."""
@@ -61,9 +59,7 @@ class TrainConfig:
                   (self.early_stopping_patience is None or self.early_stopping_patience >= 1,
                    "--early_stopping_patience must be at least 1"),
                   (self.eval_steps is None or self.eval_steps >= 1, "--eval_steps must be at least 1"),
-                  (0 <= self.warmup_ratio < 1, "--warmup_ratio must be in [0, 1)"),
-                  (self.pooling in POOLING_MODES,
-                   f"--pooling must be one of {', '.join(POOLING_MODES)}")]
+                  (0 <= self.warmup_ratio < 1, "--warmup_ratio must be in [0, 1)")]
         for ok, message in checks:
             if not ok:
                 raise TrainingError(message)
@@ -84,7 +80,6 @@ class FineTuneResult:
     max_steps: int
     class_weight_values: list[float] | None
     resumed_from_step: int | None
-    pooling: str
 
 
 def load_tokenizer(name_or_path: str):
@@ -113,22 +108,22 @@ def pickled_weights_problem(model_dir: Path) -> str | None:
     return f"{model_dir / SAFETENSORS_NAMES[0]}: not found; the folder holds no safetensors weights"
 
 
-def load_classifier(name_or_path: str, label_names: Sequence[str], flag: str = "--base_model",
-                    pooling: str = "auto"):
+def load_classifier(name_or_path: str, label_names: Sequence[str], flag: str = "--base_model"):
     """A sequence classifier with ``len(label_names)`` outputs; a new head where none fits.
 
-    The head reads the representation `training.pooling.resolve_pooling` picks (a trained
-    model keeps the one it was trained with). Loads safetensors weights only (never pickled
-    ones): a local folder holding only ``pytorch_model.bin`` is refused before transformers looks
-    at it. ``flag`` names the command-line flag the path came from, for error messages.
+    Loads safetensors weights only (never pickled ones): a local folder holding only
+    ``pytorch_model.bin`` is refused before transformers looks at it. ``flag`` names the
+    command-line flag the path came from, for error messages.
     """
-    from training.modeling import load_sequence_classifier
+    from transformers import AutoModelForSequenceClassification
 
     if Path(name_or_path).is_dir() and (problem := pickled_weights_problem(Path(name_or_path))):
         raise TrainingError(f"{flag} {name_or_path!r}: {problem}")
     try:
-        return load_sequence_classifier(name_or_path, pooling, labels=label_names,
-                                        ignore_mismatched_sizes=True, use_safetensors=True)
+        return AutoModelForSequenceClassification.from_pretrained(
+            name_or_path, num_labels=len(label_names), id2label=dict(enumerate(label_names)),
+            label2id={name: i for i, name in enumerate(label_names)},
+            ignore_mismatched_sizes=True, use_safetensors=True)
     except (OSError, ValueError) as error:
         raise TrainingError(_model_load_message(name_or_path, error, flag)) from None
 
@@ -244,7 +239,7 @@ def fine_tune(train, validation, label_names: Sequence[str], config: TrainConfig
     config.validate()
     set_seed(config.seed)
     tokenizer = load_tokenizer(config.base_model)
-    model = load_classifier(config.base_model, label_names, pooling=config.pooling)
+    model = load_classifier(config.base_model, label_names)
     checkpoint_dir = output_dir / CHECKPOINT_DIR
     try:
         resume_from = prepare_run(checkpoint_dir,
@@ -289,8 +284,7 @@ def fine_tune(train, validation, label_names: Sequence[str], config: TrainConfig
         best_step=_step_of_checkpoint(state.best_model_checkpoint),
         best_metric=state.best_metric, global_step=state.global_step, max_steps=state.max_steps,
         class_weight_values=weights,
-        resumed_from_step=checkpoint_step(resume_from) if resume_from else None,
-        pooling=getattr(trainer.model.config, POOLING_CONFIG_KEY))
+        resumed_from_step=checkpoint_step(resume_from) if resume_from else None)
 
 
 def _step_of_checkpoint(path: str | None) -> int | None:
