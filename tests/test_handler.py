@@ -112,7 +112,8 @@ def test_chunk_mode_averages_overlapping_windows_weighted_by_length(tiny_bundle_
     chunk_probs, trunc_probs = chunked.predict(texts), truncated.predict(texts)
     np.testing.assert_allclose(chunk_probs[1], expected_long, atol=1e-5)
     np.testing.assert_allclose(trunc_probs[1], window_probs[0], atol=1e-5)
-    np.testing.assert_allclose(chunk_probs[[0, 2]], trunc_probs[[0, 2]], atol=1e-6)
+    # other rows in the batch (windows of the long text) change the padding: float32 last bits
+    np.testing.assert_allclose(chunk_probs[[0, 2]], trunc_probs[[0, 2]], atol=1e-5)
 
 
 def test_auto_precision_is_int8_on_cpu_and_fp16_on_cuda_when_present():
@@ -194,4 +195,5 @@ def test_io_binding_path_gives_the_same_probabilities(tiny_bundle_dir):
     model = load_scoring_model(str(tiny_bundle_dir), precision="fp32", device="cpu")
     plain = model.predict(TEXTS)
     model.use_io_binding = True
-    np.testing.assert_allclose(model.predict(TEXTS), plain, atol=1e-6)
+    # same session and sub-batches, another copy path: float32 rounding at most
+    np.testing.assert_allclose(model.predict(TEXTS), plain, atol=1e-5)

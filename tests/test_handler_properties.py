@@ -75,5 +75,6 @@ def test_handler_returns_one_prediction_per_example_in_order(tiny_bundle_dir, mo
     results = handler.run_inference(batch, model)
     assert [result.example for result in results] == batch
     assert {result.model_id for result in results} == {model.version()}
+    # the same batch through the same model: float32 rounding at most
     np.testing.assert_allclose(np.stack([result.inference for result in results]),
-                               model.predict(batch), atol=1e-6)
+                               model.predict(batch), atol=1e-5)

@@ -190,7 +190,7 @@ def test_interrupt_twice_then_resume_to_the_end(tmp_path, tiny_model_dir, shared
     losses = [entry for entry in report["log_history"] if "loss" in entry]
     assert [entry["step"] for entry in losses] == list(range(1, MAX_STEPS + 1))
     for entry in losses:
-        # the rate logged at a step is the one that step used
+        # the rate logged at a step is the one that step used (float64 arithmetic on both sides)
         assert entry["learning_rate"] == pytest.approx(linear_schedule(entry["step"] - 1), rel=1e-6)
     evaluations = [entry["step"] for entry in report["log_history"] if "eval_macro_f1" in entry]
     assert evaluations == list(range(EVAL_STEPS, MAX_STEPS + 1, EVAL_STEPS))
