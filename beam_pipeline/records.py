@@ -14,21 +14,21 @@ names, types and order)::
 
 A dead-letter record is ``id``, the original columns, ``reason``, ``stage`` (where it was
 rejected) and ``error`` (null, except: for ``inference_error`` the error's type and the first
-line of its message; for ``unreadable_row_group`` the file, row group and error). Reasons:
-validation.REASONS (stage ``validation``), onnx_handler.INFERENCE_ERROR (stage ``inference``),
-pipeline.UNREADABLE_ROW_GROUP (stage ``read``). Both are plain dicts, so the streaming pipeline
-can reuse `scored_record` and `dead_letter_record` with rows parsed from messages.
+line of its message; for ``unreadable_row_group`` the file, row group and error); reasons and
+stages are `vocabulary`'s. Both are plain dicts, so the streaming pipeline builds them with
+`scored_record` and `dead_letter_record` from rows parsed from messages.
 """
 from __future__ import annotations
 
 import datetime
 import hashlib
-from typing import Any, Optional, Sequence
+from collections.abc import Sequence
+from typing import Any, Optional
 
 import numpy as np
 import pyarrow as pa
 
-from beam_pipeline.validation import InputError
+from beam_pipeline.errors import InputError
 
 ID = "id"
 ADDED_SCORED = ("sentiment", "score", "probabilities", "model_version", "scored_at")
@@ -38,7 +38,7 @@ TIMESTAMP = pa.timestamp("us", tz="UTC")
 
 def row_id(source: str, row_index: int) -> str:
     """Stable id of a row that has no id column: a hash of its file and its position in it."""
-    return hashlib.sha256(f"{source}#{row_index}".encode("utf-8")).hexdigest()[:20]
+    return hashlib.sha256(f"{source}#{row_index}".encode()).hexdigest()[:20]
 
 
 def _id_and_input_fields(input_schema: pa.Schema, added: Sequence[str],
@@ -74,7 +74,7 @@ def dead_letter_schema(input_schema: pa.Schema, id_column: Optional[str] = None)
 
 def utc_now() -> datetime.datetime:
     """The time stamp written to ``scored_at``."""
-    return datetime.datetime.now(datetime.timezone.utc)
+    return datetime.datetime.now(datetime.UTC)
 
 
 def scored_record(row: dict[str, Any], record_id: str, probabilities: np.ndarray,

@@ -4,39 +4,27 @@ Used by the batch pipeline (Parquet rows) and the streaming pipeline (Pub/Sub me
 
     text, reason = clean_text(value, max_chars=50 * 128)
     if reason is not None:
-        ...  # dead-letter the row with `reason` (one of `REASONS`), stage VALIDATION_STAGE
+        ...  # dead-letter the row with `reason` (vocabulary.VALIDATION_REASONS), stage
+             # vocabulary.VALIDATION_STAGE
 
 `check_columns` is the check made before a pipeline starts: the text (and id) column must exist.
 """
 from __future__ import annotations
 
 import unicodedata
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
-VALIDATION_STAGE = "validation"
-NULL_TEXT = "null_text"
-NON_STRING_TEXT = "non_string_text"
-UNDECODABLE_BYTES = "undecodable_bytes"
-EMPTY_TEXT = "empty_text"
-INVALID_UNICODE = "invalid_unicode"
-MISSING_ID = "missing_id"
-REASONS = (NULL_TEXT, NON_STRING_TEXT, UNDECODABLE_BYTES, EMPTY_TEXT, INVALID_UNICODE, MISSING_ID)
+from beam_pipeline.errors import InputError
+from beam_pipeline.vocabulary import (
+    EMPTY_TEXT,
+    INVALID_UNICODE,
+    NON_STRING_TEXT,
+    NULL_TEXT,
+    UNDECODABLE_BYTES,
+)
 
 CHARS_PER_TOKEN_CAP = 50
-
-
-class InputError(ValueError):
-    """The input cannot be scored at all (a missing column, no files); raised before the run."""
-
-
-def first_line(error: BaseException, max_chars: int = 500) -> str:
-    """The first line of an error's message (at most ``max_chars``), or its type's name when the
-    message is empty: what goes into one-line errors and dead-letter records. Characters that
-    do not print (a corrupt file's bytes can reach a message) are written as escapes."""
-    lines = str(error).strip().splitlines()
-    line = lines[0].strip() if lines else type(error).__name__
-    printable = "".join(char if char.isprintable() else repr(char)[1:-1] for char in line)
-    return printable[:max_chars].rstrip()
 
 
 def default_max_chars(max_length: int) -> int:

@@ -1,4 +1,4 @@
-"""Bad input files through the command (`beam_pipeline.run.main`): one line naming the file and
+"""Bad input files through the command (`beam_pipeline.cli.main`): one line naming the file and
 exit 2, or with --skip_bad_files the other files scored and the skipped ones listed."""
 import re
 
@@ -6,9 +6,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from beam_pipeline.cli import main
 from beam_pipeline.records import row_id
-from beam_pipeline.run import main
-from hostile_data import GOOD_REVIEWS, write_bad_file, write_reviews
+from testkit.dumps import GOOD_REVIEWS, write_bad_file, write_reviews
 
 BAD_FILE_MESSAGES = {
     "truncated": r"not a readable Parquet file \(Parquet magic bytes not found in footer\. .*\)",

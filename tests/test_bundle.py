@@ -1,4 +1,5 @@
-"""The bundle loader: a valid bundle loads; each kind of broken bundle gives one clear BundleError."""
+"""The bundle loader: a valid bundle loads; each kind of broken bundle gives one clear
+BundleError."""
 from __future__ import annotations
 
 import json
@@ -8,8 +9,14 @@ from pathlib import Path
 
 import pytest
 
-from beam_pipeline.bundle import (PRECISIONS, BundleError, file_entry, load_bundle,
-                                  pinned_checksums, read_manifest)
+from beam_pipeline.bundle import (
+    PRECISIONS,
+    BundleError,
+    file_entry,
+    load_bundle,
+    pinned_checksums,
+    read_manifest,
+)
 
 
 @pytest.fixture
@@ -89,7 +96,8 @@ def test_entry_without_checksum(bundle_copy):
 def test_missing_model_file(bundle_copy):
     (bundle_copy / "model_int8.onnx").unlink()
     with pytest.raises(BundleError, match=re.escape(
-            f"{bundle_copy / 'model_int8.onnx'}: int8 model file listed in bundle.json is missing")):
+            f"{bundle_copy / 'model_int8.onnx'}: int8 model file listed in bundle.json is "
+            "missing")):
         load_bundle(str(bundle_copy), "int8")
 
 

@@ -2,44 +2,18 @@
 row survives (the DaskRunner drops finish_bundle output, so a design relying on it loses rows),
 the files written equal the DirectRunner's on the same input, and both workers score a one-file
 dump (Beam's Reshuffle does nothing on Dask: each row group must be its own partition)."""
-import csv
-from pathlib import Path
 
-import pyarrow as pa
-import pyarrow.parquet as pq
 import pytest
 from dask.utils import key_split
 from distributed import Client, LocalCluster, get_task_stream
 
-from test_pipeline import comparable, expected_id, score
+from testkit.dumps import FILE_ROWS, write_sst2_dump
+from testkit.outputs import comparable, every_expected_id, score
+
+# Dask clusters of worker processes
+pytestmark = pytest.mark.integration
 
 DASK_RUNNER = "apache_beam.runners.dask.dask_runner.DaskRunner"
-DUMP_ROWS, FILE_ROWS, ROW_GROUP_ROWS, BAD_EVERY = 2100, 700, 250, 150
-
-
-def write_sst2_dump(folder: Path, shared_data: Path) -> list[Path]:
-    """The first 2,100 SST-2 training sentences, every 150th replaced by a null, empty or
-    whitespace-only text (14 bad rows), in 3 Parquet files of 700 rows (row groups of 250),
-    with a ``row`` column; returns the files."""
-    with open(shared_data / "sst2" / "train.tsv", newline="") as handle:
-        sentences = [row["sentence"] for _, row in
-                     zip(range(DUMP_ROWS), csv.DictReader(handle, delimiter="\t",
-                                                          quoting=csv.QUOTE_NONE))]
-    for bad in range(0, DUMP_ROWS, BAD_EVERY):
-        sentences[bad] = [None, "", "   "][bad % 3]
-    folder.mkdir(parents=True, exist_ok=True)
-    files = []
-    for number, start in enumerate(range(0, DUMP_ROWS, FILE_ROWS)):
-        files.append(folder / f"part-{number}.parquet")
-        pq.write_table(pa.table({"text": sentences[start:start + FILE_ROWS],
-                                 "row": list(range(start, start + FILE_ROWS))}),
-                       files[-1], row_group_size=ROW_GROUP_ROWS)
-    return files
-
-
-def every_expected_id(files: list[Path]) -> set[str]:
-    """The stable id of every row of ``write_sst2_dump``'s files."""
-    return {expected_id(path, index) for path in files for index in range(FILE_ROWS)}
 
 
 @pytest.fixture(scope="module")

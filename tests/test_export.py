@@ -52,7 +52,8 @@ def test_manifest_is_complete(tiny_bundle_dir, tiny_model_dir):
         assert check["provider"] == "CPUExecutionProvider"
         assert 0.0 <= check["label_agreement"] <= 1.0 and check["max_abs_prob_diff"] >= 0.0
         assert "accuracy" not in check
-    assert (tiny_bundle_dir / "tokenizer.json").stat().st_size == manifest["tokenizer"]["size_bytes"]
+    tokenizer_size = (tiny_bundle_dir / "tokenizer.json").stat().st_size
+    assert tokenizer_size == manifest["tokenizer"]["size_bytes"]
 
 
 def test_every_precision_matches_pytorch_within_its_bound(tiny_bundle_dir, tiny_model_dir):
@@ -193,7 +194,8 @@ def test_cli_refuses_pickled_weights(tiny_model_dir, tmp_path, capsys):
     pickled = tmp_path / "pickled"
     AutoModelForSequenceClassification.from_pretrained(tiny_model_dir).save_pretrained(
         pickled, safe_serialization=False)
-    status, line = _run_cli(capsys, "--model_dir", str(pickled), "--output_dir", str(tmp_path / "b"))
+    status, line = _run_cli(capsys, "--model_dir", str(pickled),
+                            "--output_dir", str(tmp_path / "b"))
     assert status == 2
     assert line == (f"sentiment-export: error: {pickled / 'pytorch_model.bin'}: pickled PyTorch "
                     "weights are refused (they can run code when loaded); re-save the model "
@@ -226,7 +228,8 @@ def test_cli_bad_options_give_one_error_line(tiny_model_dir, tmp_path, capsys, e
 def test_cli_refuses_missing_model_and_non_bundle_output(tiny_model_dir, tmp_path, capsys):
     status, line = _run_cli(capsys, "--model_dir", str(tmp_path / "none"), "--output_dir",
                             str(tmp_path / "b"))
-    assert (status, line) == (2, f"sentiment-export: error: {tmp_path / 'none'}: model folder not found")
+    assert (status, line) == (
+        2, f"sentiment-export: error: {tmp_path / 'none'}: model folder not found")
     (tmp_path / "busy").mkdir()
     (tmp_path / "busy" / "notes.txt").write_text("mine")
     status, line = _run_cli(capsys, "--model_dir", str(tiny_model_dir), "--output_dir",

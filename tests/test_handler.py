@@ -14,9 +14,14 @@ from apache_beam.testing.util import assert_that
 from tokenizers import Tokenizer
 
 from beam_pipeline.bundle import BundleError, sha256_of
-from beam_pipeline.onnx_handler import (CPU_PROVIDER, CUDA_PROVIDER, OnnxSentimentModelHandler,
-                                        choose_precision, load_scoring_model,
-                                        nvidia_device_present)
+from beam_pipeline.model import (
+    CPU_PROVIDER,
+    CUDA_PROVIDER,
+    choose_precision,
+    load_scoring_model,
+    nvidia_device_present,
+)
+from beam_pipeline.onnx_handler import OnnxSentimentModelHandler
 
 TEXTS = ["a gorgeous , witty , seductive movie .", "bad", "it 's not as pleasant as it sounds .",
          "the acting , costumes , music , cinematography and sound are all astounding given "
@@ -44,8 +49,8 @@ def reference_logits(bundle_dir, precision, token_lists):
     session = ort.InferenceSession(str(bundle_dir / f"model_{precision}.onnx"),
                                    providers=[CPU_PROVIDER])
     rows = []
-    for ids in token_lists:
-        ids = np.array([ids], np.int64)
+    for token_ids in token_lists:
+        ids = np.array([token_ids], np.int64)
         feed = {"input_ids": ids, "attention_mask": np.ones_like(ids),
                 "token_type_ids": np.zeros_like(ids)}
         rows.append(session.run(["logits"], feed)[0][0])
@@ -147,7 +152,7 @@ def cuda_really_runs(bundle_dir):
 
 def test_device_cuda_falls_back_to_cpu_with_a_warning_when_cuda_cannot_run(tiny_bundle_dir,
                                                                           caplog):
-    caplog.set_level(logging.INFO, logger="beam_pipeline.onnx_handler")
+    caplog.set_level(logging.INFO, logger="beam_pipeline.model")
     model = load_scoring_model(str(tiny_bundle_dir), device="cuda")
     if cuda_really_runs(tiny_bundle_dir):
         assert model.describe()["provider"] == CUDA_PROVIDER
@@ -164,7 +169,7 @@ def test_device_cuda_falls_back_to_cpu_with_a_warning_when_cuda_cannot_run(tiny_
 @pytest.mark.skipif(nvidia_device_present(), reason="this machine has an NVIDIA device")
 def test_device_auto_without_a_gpu_uses_cpu_without_trying_cuda(tiny_bundle_dir, caplog, capfd):
     """No NVIDIA device: ``auto`` goes to the CPU quietly, with no CUDA provider error."""
-    caplog.set_level(logging.INFO, logger="beam_pipeline.onnx_handler")
+    caplog.set_level(logging.INFO, logger="beam_pipeline.model")
     model = load_scoring_model(str(tiny_bundle_dir), device="auto")
     assert model.describe()["provider"] == CPU_PROVIDER
     assert any("device auto: no NVIDIA device node" in r.getMessage() for r in caplog.records)

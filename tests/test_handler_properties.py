@@ -12,7 +12,8 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from beam_pipeline.onnx_handler import LONG_TEXT_MODES, OnnxSentimentModelHandler, load_scoring_model
+from beam_pipeline.model import LONG_TEXT_MODES, load_scoring_model
+from beam_pipeline.onnx_handler import OnnxSentimentModelHandler
 
 MAX_LENGTH, MAX_BATCH_SIZE = 16, 3
 WORDS = ["good", "bad", "film", "the", "not", "very", "plot", "acting", ",", ".", "!",

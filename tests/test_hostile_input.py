@@ -15,9 +15,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from beam_pipeline.onnx_handler import load_scoring_model
+from beam_pipeline.model import load_scoring_model
 from beam_pipeline.validation import clean_text, default_max_chars
-from hostile_data import FIVE_MB, sst2_sentences, write_hostile_dump, write_typed_dumps
+from testkit.dumps import FIVE_MB, sst2_sentences, write_hostile_dump, write_typed_dumps
 
 SENTIMENT_SCORE = str(Path(sys.executable).parent / "sentiment-score")
 EXPECTED_REASON = {"null": "null_text", "empty": "empty_text", "whitespace_only": "empty_text",

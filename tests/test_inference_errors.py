@@ -11,16 +11,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from beam_pipeline.onnx_handler import InferenceFailure, load_scoring_model
-from beam_pipeline.run import main
-from hostile_data import SHORT_POSITIONS, build_short_position_bundle, texts_of_token_lengths
+from beam_pipeline.cli import main
+from beam_pipeline.model import InferenceFailure, load_scoring_model
+from testkit.models import SHORT_POSITIONS, texts_of_token_lengths
 
 LENGTHS = [3, 5, 40, 8, 12, 16, 17, 4, 64, 30, 6, 10, 90, 7, 9, 14, 25, 11, 13, 15]
-
-
-@pytest.fixture(scope="module")
-def short_position_bundle(tmp_path_factory):
-    return build_short_position_bundle(tmp_path_factory.mktemp("short_positions"))
 
 
 @pytest.fixture(scope="module")

@@ -1,72 +1,24 @@
 """Batch scoring end to end on the DirectRunner (FnApiRunner) with the tiny bundle: Parquet in,
 scored and dead-letter Parquet out, and the sentiment-score command."""
-import dataclasses
 import datetime
-import hashlib
 import json
 import re
 import shutil
 from pathlib import Path
 
-import apache_beam as beam
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from apache_beam.metrics.metric import MetricsFilter
-from apache_beam.options.pipeline_options import PipelineOptions
 
 from beam_pipeline.bundle import sha256_of
-from beam_pipeline.onnx_handler import load_scoring_model
-from beam_pipeline.options import ScoringOptions
-from beam_pipeline.pipeline import build_batch_pipeline, plan_batch_job
-from beam_pipeline.run import main
+from beam_pipeline.cli import main
+from beam_pipeline.model import load_scoring_model
+from testkit.outputs import by_id, comparable, counters, expected_id, read_parts, score
 
 GOOD_TEXTS = [f"review {i}: "
               + ("a charming , funny film . " if i % 2 else "dull and slow . ") * (i % 5 + 1)
               for i in range(40)]
-
-
-@dataclasses.dataclass
-class ScoringRun:
-    scored: pa.Table
-    dead: pa.Table
-    result: beam.runners.runner.PipelineResult
-
-
-def read_parts(prefix: Path) -> pa.Table:
-    files = sorted(prefix.parent.glob(f"{prefix.name}-part-*.parquet"))
-    return pa.concat_tables(pq.read_table(f) for f in files) if files else None
-
-
-def score(bundle_dir, input_path, output_dir, *flags, runner="FnApiRunner", **beam_options):
-    """Runs the batch pipeline as sentiment-score would, returns what it wrote."""
-    options = PipelineOptions(flags=["--input", str(input_path), "--output",
-                                     str(output_dir / "scored"), "--model", str(bundle_dir),
-                                     *flags], runner=runner, **beam_options)
-    job = plan_batch_job(options.view_as(ScoringOptions))
-    pipeline = beam.Pipeline(options=options)
-    build_batch_pipeline(pipeline, job)
-    result = pipeline.run()
-    result.wait_until_finish()
-    return ScoringRun(read_parts(output_dir / "scored"),
-                      read_parts(output_dir / "scored-dead-letter"), result)
-
-
-def counters(result) -> dict[str, int]:
-    query = result.metrics().query(MetricsFilter().with_namespace("sentiment_scoring"))
-    totals = {}
-    for counter in query["counters"]:
-        totals[counter.key.metric.name] = totals.get(counter.key.metric.name, 0) + counter.committed
-    return totals
-
-
-def expected_id(path: Path, row: int) -> str:
-    return hashlib.sha256(f"{path}#{row}".encode()).hexdigest()[:20]
-
-
-def by_id(table: pa.Table) -> dict:
-    return {row["id"]: row for row in table.to_pylist()}
 
 
 @pytest.fixture(scope="module")
@@ -74,7 +26,7 @@ def review_dump(tmp_path_factory) -> tuple[Path, list[dict]]:
     """40 good rows and 3 bad ones (null, empty, whitespace) with typed pass-through columns,
     written in row groups of 10."""
     texts = GOOD_TEXTS[:13] + [None] + GOOD_TEXTS[13:27] + [""] + GOOD_TEXTS[27:] + [" \t\n"]
-    created = datetime.datetime(2026, 1, 1, tzinfo=datetime.timezone.utc)
+    created = datetime.datetime(2026, 1, 1, tzinfo=datetime.UTC)
     table = pa.table({
         "text": pa.array(texts, pa.string()),
         "stars": pa.array([i % 5 + 1 for i in range(len(texts))], pa.int32()),
@@ -123,7 +75,7 @@ def test_end_to_end_schema_pass_through_ids_probabilities_and_counts(tiny_bundle
 
 def test_every_bad_row_kind_lands_in_dead_letter_with_its_reason(tiny_bundle_dir, tmp_path):
     table = pa.table({
-        "body": pa.array([b"fine film", b"\xff\xfe broken", None, b"", b"   ", "ok".encode(),
+        "body": pa.array([b"fine film", b"\xff\xfe broken", None, b"", b"   ", b"ok",
                           "caf\u00e9 au lait".encode()], pa.binary()),
         "review_id": pa.array(["r1", "r2", "r3", "r4", "r5", None, "r7"]),
     })
@@ -172,12 +124,7 @@ def test_an_id_column_named_id_is_the_id_with_its_type(tiny_bundle_dir, tmp_path
                                      "stage": "validation", "error": None}]
 
 
-def comparable(table: pa.Table) -> list[dict]:
-    """Rows sorted by id, without the time they were scored."""
-    rows = [{k: v for k, v in row.items() if k != "scored_at"} for row in table.to_pylist()]
-    return sorted(rows, key=lambda row: row["id"])
-
-
+@pytest.mark.integration  # the multi-process DirectRunner
 def test_multi_process_direct_runner_writes_what_the_in_memory_one_writes(tiny_bundle_dir,
                                                                           review_dump, tmp_path):
     path, _ = review_dump

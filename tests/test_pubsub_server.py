@@ -11,7 +11,10 @@ import pytest
 from google.api_core import exceptions
 from google.cloud import pubsub_v1
 
-from pubsub_server import available_backends, pubsub_backend
+from beam_pipeline.streaming.local_pubsub import available_backends, pubsub_backend
+
+# a Pub/Sub server (Google's emulator where gcloud exists) driven over gRPC
+pytestmark = pytest.mark.integration
 
 PROJECT = "test-project"
 

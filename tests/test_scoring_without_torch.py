@@ -11,7 +11,7 @@ BLOCKED_SCORING_RUN = textwrap.dedent("""
     import sys
     sys.modules["torch"] = None          # any `import torch` now raises ImportError
     sys.modules["transformers"] = None
-    from beam_pipeline.run import main
+    from beam_pipeline.cli import main
     status = main(sys.argv[1:])
     leaked = [name for name in ("torch", "transformers") if sys.modules.get(name) is not None]
     print("leaked imports:", leaked, flush=True)

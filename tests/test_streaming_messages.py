@@ -15,10 +15,16 @@ from apache_beam.utils.timestamp import Timestamp
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from beam_pipeline import streaming_messages as sm
-from beam_pipeline.validation import EMPTY_TEXT, NON_STRING_TEXT, REASONS, UNDECODABLE_BYTES
+from beam_pipeline import vocabulary as vocab
+from beam_pipeline.streaming import messages as sm
+from beam_pipeline.vocabulary import (
+    EMPTY_TEXT,
+    NON_STRING_TEXT,
+    UNDECODABLE_BYTES,
+    VALIDATION_REASONS,
+)
 
-PUBLISHED = datetime.datetime(2026, 11, 23, 13, 0, 0, tzinfo=datetime.timezone.utc)
+PUBLISHED = datetime.datetime(2026, 11, 23, 13, 0, 0, tzinfo=datetime.UTC)
 FORMAT = sm.MessageFormat(text_field="text", max_message_bytes=1000, max_chars=50)
 
 
@@ -56,20 +62,21 @@ def test_custom_text_field_and_character_cap():
 
 
 @pytest.mark.parametrize("data, reason, stage", [
-    (b"x" * 1001, sm.TOO_LARGE, sm.PARSE_STAGE),
-    (b'{"text": "caf\xe9"}', UNDECODABLE_BYTES, sm.PARSE_STAGE),
-    (b"not json at all", sm.NOT_JSON, sm.PARSE_STAGE),
-    (b"", sm.NOT_JSON, sm.PARSE_STAGE),
-    (b'["text"]', sm.NOT_JSON_OBJECT, sm.PARSE_STAGE),
-    (as_json(body="no text field"), sm.MISSING_TEXT_FIELD, sm.PARSE_STAGE),
-    (as_json(text="ok", id=None), sm.INVALID_ID, sm.PARSE_STAGE),
-    (as_json(text="ok", id=True), sm.INVALID_ID, sm.PARSE_STAGE),
-    (as_json(text="ok", created_at="yesterday"), sm.INVALID_CREATED_AT, sm.PARSE_STAGE),
-    (as_json(text="ok", created_at="2026-11-23T13:00:00"), sm.INVALID_CREATED_AT, sm.PARSE_STAGE),
-    (as_json(text="ok", created_at=1700000000), sm.INVALID_CREATED_AT, sm.PARSE_STAGE),
-    (as_json(text="ok", score=1), sm.RESERVED_FIELD, sm.PARSE_STAGE),
-    (as_json(text="ok", attributes={}), sm.RESERVED_FIELD, sm.PARSE_STAGE),
-    (as_json(text="ok", message_id="forged"), sm.RESERVED_FIELD, sm.PARSE_STAGE),
+    (b"x" * 1001, vocab.TOO_LARGE, vocab.PARSE_STAGE),
+    (b'{"text": "caf\xe9"}', UNDECODABLE_BYTES, vocab.PARSE_STAGE),
+    (b"not json at all", vocab.NOT_JSON, vocab.PARSE_STAGE),
+    (b"", vocab.NOT_JSON, vocab.PARSE_STAGE),
+    (b'["text"]', vocab.NOT_JSON_OBJECT, vocab.PARSE_STAGE),
+    (as_json(body="no text field"), vocab.MISSING_TEXT_FIELD, vocab.PARSE_STAGE),
+    (as_json(text="ok", id=None), vocab.INVALID_ID, vocab.PARSE_STAGE),
+    (as_json(text="ok", id=True), vocab.INVALID_ID, vocab.PARSE_STAGE),
+    (as_json(text="ok", created_at="yesterday"), vocab.INVALID_CREATED_AT, vocab.PARSE_STAGE),
+    (as_json(text="ok", created_at="2026-11-23T13:00:00"), vocab.INVALID_CREATED_AT,
+     vocab.PARSE_STAGE),
+    (as_json(text="ok", created_at=1700000000), vocab.INVALID_CREATED_AT, vocab.PARSE_STAGE),
+    (as_json(text="ok", score=1), vocab.RESERVED_FIELD, vocab.PARSE_STAGE),
+    (as_json(text="ok", attributes={}), vocab.RESERVED_FIELD, vocab.PARSE_STAGE),
+    (as_json(text="ok", message_id="forged"), vocab.RESERVED_FIELD, vocab.PARSE_STAGE),
     (as_json(text="   "), EMPTY_TEXT, "validation"),
     (as_json(text=12), NON_STRING_TEXT, "validation"),
 ])
@@ -90,7 +97,7 @@ def test_rejected_records_keep_what_could_be_read():
     assert record["id"] == "56" and record["payload_bytes"] == 2
     assert base64.b64decode(record["payload_base64"]) == b"\xff\xfe"
     huge = message(b"y" * 1001, message_id="57")
-    record = sm.rejected_record(huge, sm.Rejected(sm.TOO_LARGE), FORMAT)
+    record = sm.rejected_record(huge, sm.Rejected(vocab.TOO_LARGE), FORMAT)
     assert record["payload_bytes"] == 1001 and "payload_base64" not in record
 
 
@@ -105,7 +112,7 @@ def test_any_payload_is_either_parsed_or_rejected_with_a_known_reason(data):
     try:
         parsed = sm.parse_message(message(data), FORMAT)
     except sm.Rejected as rejection:
-        assert rejection.reason in sm.PARSE_REASONS + REASONS
+        assert rejection.reason in vocab.PARSE_REASONS + VALIDATION_REASONS
         record = sm.rejected_record(message(data), rejection, FORMAT)
         assert record["reason"] == rejection.reason
         json.loads(sm.to_json_bytes(record))
@@ -141,4 +148,4 @@ def test_parse_messages_dofn_stamps_event_time_and_splits_dead_letters():
         assert_that(stamped, equal_to([("1", Timestamp.from_rfc3339("2026-11-23T12:59:00Z")),
                                        ("2", published)]), label="parsed")
         assert_that(outputs[sm.DEAD_LETTER_TAG] | beam.Map(lambda r: (r["id"], r["reason"])),
-                    equal_to([("3", sm.NOT_JSON)]), label="dead letters")
+                    equal_to([("3", vocab.NOT_JSON)]), label="dead letters")

@@ -6,9 +6,9 @@ import logging
 import numpy as np
 import pytest
 
-from beam_pipeline.onnx_handler import load_scoring_model
-from beam_pipeline.streaming_models import SwappableModel
-from streaming_cases import copy_bundle
+from beam_pipeline.model import load_scoring_model
+from beam_pipeline.streaming.model_watch import SwappableModel
+from testkit.models import copy_bundle
 
 TEXTS = ["Shares jump after earnings beat", "Guidance cut, stock falls"]
 
@@ -48,16 +48,17 @@ def test_a_new_bundle_scores_after_the_interval_and_bad_ones_are_refused(
     clock.now = 4.9
     assert model.score(TEXTS)[0] == first_version  # not looked yet
     clock.now = 5.0
-    with caplog.at_level(logging.INFO, logger="beam_pipeline.streaming_models"):
+    with caplog.at_level(logging.INFO, logger="beam_pipeline.streaming.model_watch"):
         version, probabilities = model.score(TEXTS)
     assert version == new_model.version()
-    np.testing.assert_allclose(probabilities, new_model.predict(TEXTS), rtol=0, atol=1e-5)  # float32 rounding
+    # the same texts through the same file in another session: float32 rounding at most
+    np.testing.assert_allclose(probabilities, new_model.predict(TEXTS), rtol=0, atol=1e-5)
     assert f"now scoring with bundle {new_bundle}" in caplog.text
 
     caplog.clear()
     copy_bundle(tiny_bundle_dir, watched / "v3-tampered", tamper=True)
     clock.now = 10.0
-    with caplog.at_level(logging.INFO, logger="beam_pipeline.streaming_models"):
+    with caplog.at_level(logging.INFO, logger="beam_pipeline.streaming.model_watch"):
         assert model.score(TEXTS)[0] == new_model.version()
     [refusal] = [record for record in caplog.records if record.levelno == logging.ERROR]
     assert f"refused bundle {watched / 'v3-tampered'}" in refusal.getMessage()
@@ -67,7 +68,7 @@ def test_a_new_bundle_scores_after_the_interval_and_bad_ones_are_refused(
     caplog.clear()
     copy_bundle(tiny_bundle_dir, watched / "v4-other-labels", labels=["bearish", "bullish"])
     clock.now = 15.0
-    with caplog.at_level(logging.INFO, logger="beam_pipeline.streaming_models"):
+    with caplog.at_level(logging.INFO, logger="beam_pipeline.streaming.model_watch"):
         assert model.score(TEXTS)[0] == new_model.version()
     assert "labels ['bearish', 'bullish'], the stream scores ['negative', 'positive']" \
         in caplog.text

@@ -13,11 +13,11 @@ from apache_beam.testing.util import assert_that, equal_to
 from apache_beam.utils.timestamp import Timestamp
 
 from beam_pipeline.records import scored_record
-from beam_pipeline.streaming_monitoring import MonitorConfig, MonitorSentiment, monitor_key
+from beam_pipeline.streaming.monitoring import MonitorConfig, MonitorSentiment, monitor_key
 
 LABELS = ("negative", "positive")
 PROBABILITIES = {"negative": [0.75, 0.25], "positive": [0.25, 0.75]}
-EPOCH = datetime.datetime(2026, 11, 23, 13, 0, tzinfo=datetime.timezone.utc)
+EPOCH = datetime.datetime(2026, 11, 23, 13, 0, tzinfo=datetime.UTC)
 
 
 def record(record_id: str, sentiment: str, brand: str | None = None) -> dict:

@@ -23,13 +23,15 @@ import apache_beam as beam
 import pytest
 from apache_beam.options.pipeline_options import PipelineOptions
 
-from beam_pipeline.onnx_handler import load_scoring_model
-from beam_pipeline.streaming import build_streaming_pipeline, plan_streaming_job
-from beam_pipeline.validation import InputError
-from hostile_data import build_short_position_bundle, texts_of_token_lengths
-from pubsub_server import PubSubTestServer, preferred_backend, pubsub_backend
-from streaming_cases import (SECRET, StreamingCommand, Streams, copy_bundle, malformed_messages,
-                             tweets)
+from beam_pipeline.errors import InputError
+from beam_pipeline.model import load_scoring_model
+from beam_pipeline.streaming.local_pubsub import PubSubTestServer, preferred_backend, pubsub_backend
+from beam_pipeline.streaming.pipeline import build_streaming_pipeline, plan_streaming_job
+from testkit.models import copy_bundle, texts_of_token_lengths
+from testkit.streams import SECRET, StreamingCommand, Streams, malformed_messages, tweets
+
+# Pub/Sub end to end: the real command and pipeline against a Pub/Sub server
+pytestmark = pytest.mark.integration
 
 PROJECT = "test-project"
 VALID_MESSAGES = 200
@@ -57,7 +59,7 @@ def streaming_options(model: str, streams: Streams, **extra) -> PipelineOptions:
 def running(options: PipelineOptions):
     """Runs the streaming pipeline in this process until the block ends."""
     pipeline = beam.Pipeline(options=options)
-    build_streaming_pipeline(pipeline)
+    build_streaming_pipeline(pipeline, plan_streaming_job(options))
     result = pipeline.run()
     try:
         yield result
@@ -120,7 +122,7 @@ def test_every_message_is_scored_or_dead_lettered_exactly_once(pubsub, tiny_bund
     latest = latest_panes(monitoring)
     assert {key for key, _ in latest} == {"acme", "globex"}
     assert sum(pane["count"] for pane in latest.values()) == VALID_MESSAGES
-    for (key, _), pane in latest.items():
+    for pane in latest.values():
         assert sum(pane["counts"].values()) == pane["count"]
     panes = [json.loads(message.data) for message in monitoring]
     aggregates = [pane for pane in panes if pane["type"] == "aggregate"]
@@ -202,7 +204,7 @@ SWAP_INTERVAL_S = 1.0
 
 
 @pytest.fixture(scope="module")
-def watched_run(pubsub, tiny_bundle_dir, tmp_path_factory):
+def watched_run(pubsub, tiny_bundle_dir, short_position_bundle, tmp_path_factory):
     """The real command, with --model_watch, fed in three phases: first with its start bundle (a
     BERT with 16 positions, scored at --max_length 64, so ONNX Runtime fails on long texts);
     then after a new bundle (the tiny BERT, 512 positions) was written to the watched folder;
@@ -210,7 +212,7 @@ def watched_run(pubsub, tiny_bundle_dir, tmp_path_factory):
     scored message with a secret in a passed-through field, and malformed messages holding the
     secret; the next phase starts once every message of the last one came out."""
     work = tmp_path_factory.mktemp("watched_run")
-    start_bundle = build_short_position_bundle(work)
+    start_bundle = short_position_bundle
     watched = work / "watched"
     watched.mkdir()
     streams = Streams(PROJECT, "watched")
@@ -240,8 +242,9 @@ def watched_run(pubsub, tiny_bundle_dir, tmp_path_factory):
             phases[phase] = {"messages": messages, "message_ids": streams.publish(payloads)}
             published = sum(len(p["message_ids"]) for p in phases.values())
             assert streams.collect_until(
-                lambda: len(streams.received["scored"]) + len(streams.received["dead"])
-                >= published, RUN_LIMIT_S), f"phase {phase}: not every message came out"
+                lambda published=published: len(streams.received["scored"])
+                + len(streams.received["dead"]) >= published,
+                RUN_LIMIT_S), f"phase {phase}: not every message came out"
             phases[phase]["records"] = {kind: streams.records(kind) for kind in ("scored", "dead")}
         streams.collect_until(lambda: False, 0, settle_s=2)  # anything more is a duplicate
     finally:
@@ -275,7 +278,7 @@ def test_a_new_bundle_scores_without_restart_and_a_tampered_one_is_refused(watch
     assert f"model watch: now scoring with bundle {watched / 'v2'}, model version " \
            f"{versions['new']} (was {versions['start']})" in log
     [refusal] = [line for line in log.splitlines() if "refused bundle" in line]
-    assert refusal.startswith(f"ERROR beam_pipeline.streaming_models: model watch: refused "
+    assert refusal.startswith(f"ERROR beam_pipeline.streaming.model_watch: model watch: refused "
                               f"bundle {watched / 'v3-tampered'} (BundleError: ")
     assert "sha256 mismatch" in refusal and "Traceback" not in log
     assert watched_run["exit"] == 0

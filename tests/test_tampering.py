@@ -21,65 +21,17 @@ import pyarrow.parquet as pq
 import pytest
 from apache_beam.options.pipeline_options import PipelineOptions
 
+from beam_pipeline.batch.pipeline import build_batch_pipeline
+from beam_pipeline.batch.planning import plan_batch_job
+from beam_pipeline.batch.writing import part_pattern
 from beam_pipeline.bundle import BundleError, sha256_of
+from beam_pipeline.cli import main as score_main
 from beam_pipeline.options import ScoringOptions
-from beam_pipeline.pipeline import build_batch_pipeline, part_pattern, plan_batch_job
-from beam_pipeline.run import main as score_main
+from testkit.models import TAMPER_CASES, tamper
 from training.cli import eval_main, train_main
 
 BIN = Path(sys.executable).parent
 REVIEWS = ["a charming , funny film .", "dull and slow .", "the best thing this year"]
-
-
-def tamper(bundle_dir: Path, case: str) -> str:
-    """Breaks a copy of a bundle in one way; returns the start of the error expected for it
-    (``{bundle}`` stands for the bundle folder)."""
-    manifest_path = bundle_dir / "bundle.json"
-    manifest = json.loads(manifest_path.read_text())
-    fp32 = manifest["precisions"]["fp32"]
-    if case == "onnx_byte_flipped":
-        model = bundle_dir / fp32["file"]
-        data = bytearray(model.read_bytes())
-        data[len(data) // 2] ^= 0x01
-        model.write_bytes(bytes(data))
-        return "{bundle}/model_fp32.onnx: sha256 mismatch"
-    if case == "onnx_swapped_for_another_model":
-        shutil.copyfile(bundle_dir / manifest["precisions"]["int8"]["file"], bundle_dir / fp32["file"])
-        return "{bundle}/model_fp32.onnx: sha256 mismatch"
-    if case in ("absolute_path", "dot_dot_path"):
-        # the path points at a real copy of the right model: its checksum would pass
-        outside = bundle_dir.parent / f"outside_{case}"
-        outside.mkdir()
-        shutil.copyfile(bundle_dir / fp32["file"], outside / fp32["file"])
-        fp32["file"] = (str(outside / fp32["file"]) if case == "absolute_path"
-                        else f"../{outside.name}/{fp32['file']}")
-        message = "{bundle}/bundle.json: fp32 model file name '" + fp32["file"] + "' is not a plain"
-    elif case == "tokenizer_dot_dot":
-        manifest["tokenizer"]["file"] = "../tokenizer.json"
-        shutil.copyfile(bundle_dir / "tokenizer.json", bundle_dir.parent / "tokenizer.json")
-        message = "{bundle}/bundle.json: tokenizer file name '../tokenizer.json' is not a plain"
-    elif case == "unknown_format_version":
-        manifest["format_version"] = 2
-        message = "{bundle}/bundle.json: unknown format_version 2"
-    elif case == "precision_file_missing":
-        (bundle_dir / fp32["file"]).unlink()
-        return "{bundle}/model_fp32.onnx: fp32 model file listed in bundle.json is missing"
-    elif case == "precision_not_listed":
-        del manifest["precisions"]["fp32"]
-        message = ("{bundle}/bundle.json: precision 'fp32' not in bundle (it has "
-                   f"{sorted(manifest['precisions'])})")
-    elif case == "manifest_missing":
-        manifest_path.unlink()
-        return "{bundle}/bundle.json: not found"
-    else:
-        raise ValueError(case)
-    manifest_path.write_text(json.dumps(manifest))
-    return message
-
-
-TAMPER_CASES = ["onnx_byte_flipped", "onnx_swapped_for_another_model", "absolute_path",
-                "dot_dot_path", "tokenizer_dot_dot", "unknown_format_version",
-                "precision_file_missing", "precision_not_listed", "manifest_missing"]
 
 
 @pytest.fixture

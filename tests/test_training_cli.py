@@ -49,7 +49,8 @@ def sst2_folder(tmp_path_factory, shared_data) -> Path:
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory, tiny_model_dir, sst2_folder) -> tuple[Path, subprocess.CompletedProcess]:
+def trained(tmp_path_factory, tiny_model_dir,
+            sst2_folder) -> tuple[Path, subprocess.CompletedProcess]:
     """The tiny binary model fine-tuned through ``python -m training``."""
     output_dir = tmp_path_factory.mktemp("trained") / "model"
     result = _run(sys.executable, "-m", "training", "--dataset", str(sst2_folder),
@@ -133,7 +134,8 @@ def test_sentiment_eval_matches_training_numbers(trained, sst2_folder, tmp_path)
     evaluation = json.loads((tmp_path / "eval" / "eval_report.json").read_text())
     training = json.loads((output_dir / "training_report.json").read_text())
     assert evaluation["dataset"]["split"] == "validation" and evaluation["dataset"]["rows"] == 40
-    assert evaluation["metrics"]["confusion_matrix"] == training["final_metrics"]["confusion_matrix"]
+    assert (evaluation["metrics"]["confusion_matrix"]
+            == training["final_metrics"]["confusion_matrix"])
     # ECE is a mean over confidence bins of probabilities computed along two code paths (the
     # Trainer's evaluation batches, sentiment-eval's): their last bits differ from CPU to CPU
     # (2.5e-4 relative seen on a near-zero ECE), so the comparison is absolute. 1e-3 is far
@@ -188,8 +190,8 @@ def test_weighted_cross_entropy_weights_each_class():
     loss = weighted_cross_entropy([1.0, 3.0])({"logits": logits}, labels)
     per_row = torch.nn.functional.cross_entropy(logits, labels, reduction="none")
     # float32 sums in another order: relative 1e-5 is float32 rounding, not a wrong weighting
-    assert loss.item() == pytest.approx(((per_row * torch.tensor([1.0, 3.0, 3.0])).sum() / 7).item(),
-                                        rel=1e-5)
+    expected = ((per_row * torch.tensor([1.0, 3.0, 3.0])).sum() / 7).item()
+    assert loss.item() == pytest.approx(expected, rel=1e-5)
     assert class_weight_values([0, 0, 0, 1], 2) == pytest.approx([4 / 6, 4 / 2])
     with pytest.raises(TrainingError, match="classes \\[2\\] have no training rows"):
         class_weight_values([0, 1], 3)
@@ -236,7 +238,8 @@ def test_search_space_parsing_and_random_trials():
     assert len(sampled) == 3 and len({tuple(p.values()) for p in sampled}) == 3
     assert sampled == trial_parameters(space, 3, seed=0)
     for bad, message in [("dropout=0.1", "unknown hyper-parameter 'dropout'"),
-                         ("batch_size=16,big", "values must be of type int"), ("learning_rate", "name=value1"),
+                         ("batch_size=16,big", "values must be of type int"),
+                         ("learning_rate", "name=value1"),
                          ("batch_size=16;batch_size=32", "given twice")]:
         with pytest.raises(TrainingError, match=message):
             parse_search_space(bad)
@@ -287,7 +290,8 @@ def test_bad_eval_input_is_one_line_and_exit_2(tiny_model_dir, shared_data, tmp_
             (["--model", str(tmp_path / "nomodel"), "--dataset", str(shared_data / "sst2")],
              "no such folder"),
             (["--model", str(tiny_model_dir), "--dataset",
-              str(shared_data / "financial_tweets")], "labels outside \\['negative', 'positive'\\]: 2")]:
+              str(shared_data / "financial_tweets")],
+             "labels outside \\['negative', 'positive'\\]: 2")]:
         result = _run(str(BIN / "sentiment-eval"), *arguments, "--output_dir", str(tmp_path / "e"))
         lines = result.stderr.strip().splitlines()
         assert result.returncode == 2 and len(lines) == 1, result.stderr

@@ -6,8 +6,13 @@ import json
 import pandas as pd
 import pytest
 
-from training.data import (DataError, load_labelled_set, load_labelled_splits, model_label_names,
-                           parse_label_names)
+from training.data import (
+    DataError,
+    load_labelled_set,
+    load_labelled_splits,
+    model_label_names,
+    parse_label_names,
+)
 
 ROWS = [("a lovely film", "positive"), ("dull and long", "negative"), ("great fun", "positive"),
         ("a mess", "negative"), ("warm , witty", "positive"), ("tedious", "negative"),
@@ -89,7 +94,8 @@ def test_model_label_names_reads_id2label(tiny_model_dir):
 
 def test_labels_outside_given_names_are_rejected(tmp_path):
     path = _write(_frame(), tmp_path / "reviews.csv")
-    with pytest.raises(DataError, match=r"labels outside \['negative', 'neutral'\]: 'positive' \(5 rows\)"):
+    with pytest.raises(DataError,
+                       match=r"labels outside \['negative', 'neutral'\]: 'positive' \(5 rows\)"):
         load_labelled_splits(path, labels=["negative", "neutral"])
     ints = _write(_frame(label_as_int=True).assign(label=[0, 1, 2, 0, 1, 0, 1, 0, 1, 0]),
                   tmp_path / "ints.csv")

@@ -3,79 +3,38 @@ continues from it to the normal outputs: through the real command on the tiny BE
 from __future__ import annotations
 
 import ast
-import csv
 import json
 import os
-import re
 import signal
 import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
 
-import pandas as pd
 import pytest
 
-from training.checkpoints import (ResumeError, SignalStop, TrainingInterrupted, latest_checkpoint,
-                                  prepare_run)
+from testkit.training import (
+    BIN,
+    ENV,
+    EVAL_STEPS,
+    INTERRUPTED,
+    MAX_STEPS,
+    PEAK_LR,
+    WARMUP_STEPS,
+    interrupt_command,
+    last_line,
+    sst2_folder,
+    train_flags,
+    wait_for_checkpoint,
+)
+from training.checkpoints import (
+    ResumeError,
+    SignalStop,
+    TrainingInterrupted,
+    latest_checkpoint,
+    prepare_run,
+)
 from training.cli import train_main
-
-BIN = Path(sys.executable).parent
-ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1",
-       "TOKENIZERS_PARALLELISM": "false"}
-# 64 rows in batches of 4 for 3 epochs: 48 steps, an evaluation and checkpoint every 6 steps
-MAX_STEPS, EVAL_STEPS, WARMUP_STEPS, PEAK_LR = 48, 6, 5, 1e-3
-INTERRUPTED = re.compile(r"^sentiment-train: interrupted by (SIG\w+); checkpoint at step (\d+) kept "
-                         r"in (\S+); continue with: (.+ --resume)$")
-
-
-def sst2_folder(shared_data: Path, folder: Path) -> Path:
-    """train.jsonl (64 SST-2 rows) and validation.jsonl (40 rows)."""
-    frame = pd.read_csv(shared_data / "sst2" / "train.tsv", sep="\t", quoting=csv.QUOTE_NONE)
-    frame = frame.sample(n=104, random_state=1).rename(columns={"sentence": "text"})
-    folder.mkdir(parents=True)
-    frame.iloc[:64].to_json(folder / "train.jsonl", orient="records", lines=True)
-    frame.iloc[64:].to_json(folder / "validation.jsonl", orient="records", lines=True)
-    return folder
-
-
-def train_flags(data: Path, output_dir: Path, base_model: Path,
-                learning_rate: float = PEAK_LR) -> list[str]:
-    """The flags of the interrupted-and-resumed run (48 steps, a checkpoint every 6)."""
-    return ["--dataset", str(data), "--output_dir", str(output_dir), "--base_model",
-            str(base_model), "--epochs", "3", "--batch_size", "4", "--eval_steps", str(EVAL_STEPS),
-            "--learning_rate", str(learning_rate), "--max_length", "32"]
-
-
-def _complete_steps(checkpoint_dir: Path) -> list[int]:
-    return sorted(int(path.parent.name.split("-")[1])
-                  for path in checkpoint_dir.glob("checkpoint-*/trainer_state.json"))
-
-
-def _wait_for_checkpoint(checkpoint_dir: Path, after_step: int, running) -> None:
-    """Returns once a checkpoint newer than ``after_step`` is complete (``running()`` true)."""
-    deadline = time.monotonic() + 120
-    while not [step for step in _complete_steps(checkpoint_dir) if step > after_step]:
-        assert running(), "training ended before it wrote a checkpoint"
-        assert time.monotonic() < deadline, "no checkpoint within 120 s"
-        time.sleep(0.02)
-
-
-def interrupt_command(flags: list[str], signum: int, logs: Path) -> tuple[int, str, str]:
-    """Starts ``sentiment-train FLAGS`` as a process and sends it ``signum`` once it has written
-    a checkpoint; returns exit status, stdout and stderr."""
-    checkpoint_dir = Path(flags[flags.index("--output_dir") + 1]) / "checkpoints"
-    with open(logs / "stdout", "w") as out, open(logs / "stderr", "w") as err:
-        process = subprocess.Popen([str(BIN / "sentiment-train"), *flags], stdout=out, stderr=err,
-                                   env=ENV)
-        try:
-            _wait_for_checkpoint(checkpoint_dir, 0, lambda: process.poll() is None)
-            process.send_signal(signum)
-            status = process.wait(timeout=120)
-        finally:
-            process.kill()
-    return status, (logs / "stdout").read_text(), (logs / "stderr").read_text()
 
 
 def interrupt_main(flags: list[str], signum: int, after_step: int) -> int:
@@ -85,7 +44,7 @@ def interrupt_main(flags: list[str], signum: int, after_step: int) -> int:
     done = threading.Event()
 
     def send_signal():
-        _wait_for_checkpoint(checkpoint_dir, after_step, lambda: not done.is_set())
+        wait_for_checkpoint(checkpoint_dir, after_step, lambda: not done.is_set())
         os.kill(os.getpid(), signum)
 
     sender = threading.Thread(target=send_signal, daemon=True)
@@ -95,11 +54,6 @@ def interrupt_main(flags: list[str], signum: int, after_step: int) -> int:
     finally:
         done.set()
         sender.join()
-
-
-def last_line(stderr: str) -> str:
-    """The last line written (progress bars redraw their line with carriage returns)."""
-    return [line for line in re.split(r"[\r\n]", stderr) if line.strip()][-1]
 
 
 def _logged_epochs(stdout: str) -> list[float]:
@@ -134,7 +88,8 @@ def test_interrupt_twice_then_resume_to_the_end(tmp_path, tiny_model_dir, shared
     assert Path(match.group(3)) == checkpoint_dir / f"checkpoint-{first_stop}"
     assert match.group(4).split()[1:] == [*flags, "--resume"]
     assert {"model.safetensors", "optimizer.pt", "scheduler.pt", "rng_state.pth",
-            "trainer_state.json"} <= {p.name for p in (checkpoint_dir / f"checkpoint-{first_stop}").iterdir()}
+            "trainer_state.json"} <= {p.name for p in
+                                      (checkpoint_dir / f"checkpoint-{first_stop}").iterdir()}
     assert not (output_dir / "training_report.json").exists()
     assert "Traceback" not in stderr
 
@@ -145,7 +100,8 @@ def test_interrupt_twice_then_resume_to_the_end(tmp_path, tiny_model_dir, shared
                       + ["--resume"]) == 2
     assert capsys.readouterr().err.strip() == (
         "sentiment-train: error: --resume: this command differs from the interrupted run: "
-        "--learning_rate 0.0005 (interrupted run: 0.001); rerun it with the interrupted run's flags")
+        "--learning_rate 0.0005 (interrupted run: 0.001); rerun it with the interrupted run's "
+        "flags")
     assert train_main(flags) == 2
     assert capsys.readouterr().err.strip() == (
         f"sentiment-train: error: {checkpoint_dir} holds checkpoint-{first_stop} of an interrupted "
@@ -177,7 +133,8 @@ def test_interrupt_twice_then_resume_to_the_end(tmp_path, tiny_model_dir, shared
     training = report["training"]
     assert training["resumed_from_step"] == second_stop
     assert training["global_step"] == training["max_steps"] == MAX_STEPS
-    assert f"resumed from the checkpoint at step {second_stop}" in (output_dir / "README.md").read_text()
+    card = (output_dir / "README.md").read_text()
+    assert f"resumed from the checkpoint at step {second_stop}" in card
 
     # each process trained only its own steps: global step continued, never restarted
     steps_per_epoch = MAX_STEPS / 3

@@ -5,11 +5,19 @@ import decimal
 import unicodedata
 
 import pytest
-from hypothesis import example, given, settings, strategies as st
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
 
-from beam_pipeline.validation import (EMPTY_TEXT, INVALID_UNICODE, NON_STRING_TEXT, NULL_TEXT,
-                                      REASONS, UNDECODABLE_BYTES, InputError, check_columns,
-                                      clean_text, default_max_chars, first_line)
+from beam_pipeline.errors import InputError, first_line
+from beam_pipeline.validation import check_columns, clean_text, default_max_chars
+from beam_pipeline.vocabulary import (
+    EMPTY_TEXT,
+    INVALID_UNICODE,
+    NON_STRING_TEXT,
+    NULL_TEXT,
+    UNDECODABLE_BYTES,
+    VALIDATION_REASONS,
+)
 
 
 @pytest.mark.parametrize("value, reason", [
@@ -25,7 +33,7 @@ def test_bad_values_get_their_reason(value, reason):
 
 def test_good_values_are_stripped_decoded_and_capped():
     assert clean_text("  fine film \n", 100) == ("fine film", None)
-    assert clean_text("café".encode("utf-8"), 100) == ("café", None)
+    assert clean_text("café".encode(), 100) == ("café", None)
     assert clean_text("x" * 1000, 10) == ("x" * 10, None)
     assert default_max_chars(128) == 6400
     for text in ("😀🎬🍿", "الفيلم رائع", "<p>great <b>film</b></p>", "a\u200bb", "\x00ok"):
@@ -63,7 +71,7 @@ def test_any_value_is_either_clean_text_within_the_cap_or_a_known_reason(value, 
     text, reason = clean_text(value, max_chars)
     assert (text is None) != (reason is None)
     if reason is not None:
-        assert reason in REASONS
+        assert reason in VALIDATION_REASONS
         return
     assert isinstance(text, str) and 0 < len(text) <= max_chars
     assert text == text.strip()
@@ -115,7 +123,7 @@ def test_check_columns_passes_or_names_the_file_and_its_columns_on_one_line(colu
     except InputError as error:
         message = str(error)
         assert missing and len(message.splitlines()) == 1
-        assert message.startswith(f"dump/a.parquet: no ") and repr(missing[0]) in message
+        assert message.startswith("dump/a.parquet: no ") and repr(missing[0]) in message
         assert message.endswith(f"its columns are {columns!r}")
     else:
         assert not missing

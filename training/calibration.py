@@ -1,7 +1,7 @@
 """Temperature scaling and expected calibration error (ECE)."""
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 from scipy.optimize import minimize_scalar

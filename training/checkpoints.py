@@ -19,8 +19,9 @@ import json
 import re
 import shutil
 import signal
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 RUN_CONFIG_NAME = "run_config.json"
 TRAINER_STATE_NAME = "trainer_state.json"
@@ -41,7 +42,8 @@ class TrainingInterrupted(Exception):
 
 
 class ResumeError(ValueError):
-    """``--resume`` cannot continue (nothing to resume, or a different run); one line for the user."""
+    """``--resume`` cannot continue (nothing to resume, or a different run); one line for the
+    user."""
 
 
 class SignalStop:
@@ -57,7 +59,7 @@ class SignalStop:
         self.defer = False
         self._previous: dict[int, Any] = {}
 
-    def __enter__(self) -> "SignalStop":
+    def __enter__(self) -> SignalStop:
         for signum in SIGNALS:
             self._previous[signum] = signal.signal(signum, self._handle)
         return self

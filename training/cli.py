@@ -10,8 +10,8 @@ import argparse
 import os
 import shlex
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 from training.checkpoints import SignalStop, TrainingInterrupted, checkpoint_step, latest_checkpoint
 from training.data import DataError, load_labelled_splits, parse_label_names

@@ -1,4 +1,5 @@
-"""Loading labelled text from the Hugging Face hub or local files, with validation and label mapping.
+"""Loading labelled text from the Hugging Face hub or local files, with validation and label
+mapping.
 
 A *source* is one of:
 
@@ -18,18 +19,21 @@ from __future__ import annotations
 import csv
 import dataclasses
 import json
+import math
 import numbers
 import os
 import re
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 TEXT_COLUMN = "text"
 LABEL_COLUMN = "label"
-#: Text columns tried, in order, when the default ``text`` column is absent (SST-2 uses ``sentence``).
+#: Text columns tried, in order, when the default ``text`` column is absent (SST-2 uses
+#: ``sentence``).
 TEXT_COLUMN_FALLBACKS = ("sentence",)
 FILE_SUFFIXES = (".csv", ".tsv", ".parquet", ".jsonl", ".json")
 _INT_LIKE = re.compile(r"^[+-]?\d+$")
@@ -155,7 +159,8 @@ def _read_hub(source: str) -> tuple[dict[str, pd.DataFrame], dict[str, list[str]
                         "on the Hugging Face hub") from None
     except (ValueError, FileNotFoundError) as error:
         first_line = str(error).strip().splitlines()[0]
-        raise DataError(f"--dataset {source!r}: cannot load it from the hub ({first_line})") from None
+        raise DataError(f"--dataset {source!r}: cannot load it from the hub "
+                        f"({first_line})") from None
     class_names = {column: feature.names for split in loaded.values()
                    for column, feature in split.features.items()
                    if isinstance(feature, datasets.ClassLabel)}
@@ -215,13 +220,13 @@ def _clean(frame: pd.DataFrame, text_column: str, label_column: str,
     texts, labels = [], []
     for text, label in zip(frame[text_column].tolist(), frame[label_column].tolist()):
         reason = None
-        if text is None or isinstance(text, float) and text != text:
+        if text is None or isinstance(text, float) and math.isnan(text):
             reason = "null text"
         elif not isinstance(text, str):
             reason = "non-string text"
         elif not text.strip():
             reason = "blank text"
-        elif label is None or isinstance(label, float) and label != label:
+        elif label is None or isinstance(label, float) and math.isnan(label):
             reason = "null label"
         if reason:
             dropped[reason] = dropped.get(reason, 0) + 1
@@ -283,7 +288,8 @@ def _prepare(splits: dict[str, pd.DataFrame], class_names: dict[str, list[str]],
         resolved_text_column = _resolve_text_column(frame, text_column, where)
         if label_column not in frame.columns:
             raise DataError(f"{where}: no label column {label_column!r} (columns: "
-                            f"{', '.join(map(str, frame.columns))}); choose one with --label_column")
+                            f"{', '.join(map(str, frame.columns))}); choose one with "
+                            "--label_column")
         if frame.empty:
             raise DataError(f"{where}: the data set is empty (no rows)")
         texts, raw_labels = _clean(frame, resolved_text_column, label_column, dropped)
@@ -337,7 +343,8 @@ def load_labelled_splits(source: str | os.PathLike, *, text_column: str = TEXT_C
         validation_texts, validation_ids = prepared["validation"]
     else:
         if len(train_texts) < 2:
-            raise DataError(f"{source}: too few rows ({len(train_texts)}) to hold out a validation set")
+            raise DataError(f"{source}: too few rows ({len(train_texts)}) to hold out a "
+                            "validation set")
         counts = pd.Series(train_ids).value_counts()
         held_out = int(np.ceil(validation_fraction * len(train_ids)))
         can_stratify = counts.min() >= 2 and len(counts) <= held_out <= len(train_ids) - len(counts)

@@ -1,7 +1,8 @@
 """Classification metrics (scikit-learn) shared by training, evaluation and export."""
 from __future__ import annotations
 
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 from scipy.special import softmax

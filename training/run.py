@@ -58,7 +58,7 @@ def train_and_report(splits: LabelledSplits, config: TrainConfig, output_dir: st
     final_metrics = _metrics_with_ece(result.final_logits, validation_ids, splits.label_names)
     final_metrics["ece_calibrated"] = calibration["ece_after"]
     report = {
-        "created_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "created_at": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         "base_model": config.base_model,
         "labels": list(splits.label_names),
         "max_length": config.max_length,
@@ -125,7 +125,7 @@ def evaluate_model(model_dir: str | os.PathLike, source: str, output_dir: str | 
     metrics["ece_calibrated"] = expected_calibration_error(probabilities(logits, temperature),
                                                            label_ids)
     result = {
-        "created_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "created_at": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         "model": str(model_dir), "labels": label_names, "max_length": max_length,
         "temperature": temperature,
         "dataset": {"source": source, "split": labelled.split, "rows": len(labelled.dataset),

@@ -22,7 +22,8 @@ RESULTS_NAME = "search_results.md"
 
 
 def parse_search_space(spec: str) -> dict[str, list[Any]]:
-    """``"learning_rate=2e-5,3e-5;batch_size=16,32"`` -> ``{"learning_rate": [2e-05, 3e-05], ...}``."""
+    """``"learning_rate=2e-5,3e-5;batch_size=16,32"`` ->
+    ``{"learning_rate": [2e-05, 3e-05], ...}``."""
     space: dict[str, list[Any]] = {}
     for part in filter(None, (piece.strip() for piece in spec.split(";"))):
         name, equals, values = part.partition("=")

@@ -5,13 +5,20 @@ from __future__ import annotations
 
 import dataclasses
 import shutil
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
-from training.checkpoints import (ResumeError, SignalStop, TrainingInterrupted, checkpoint_step,
-                                  prepare_run, run_identity)
+from training.checkpoints import (
+    ResumeError,
+    SignalStop,
+    TrainingInterrupted,
+    checkpoint_step,
+    prepare_run,
+    run_identity,
+)
 from training.metrics import trainer_metrics
 
 CHECKPOINT_DIR = "checkpoints"
@@ -58,7 +65,8 @@ class TrainConfig:
                   (self.class_weights in ("none", "auto"), "--class_weights must be none or auto"),
                   (self.early_stopping_patience is None or self.early_stopping_patience >= 1,
                    "--early_stopping_patience must be at least 1"),
-                  (self.eval_steps is None or self.eval_steps >= 1, "--eval_steps must be at least 1"),
+                  (self.eval_steps is None or self.eval_steps >= 1,
+                   "--eval_steps must be at least 1"),
                   (0 <= self.warmup_ratio < 1, "--warmup_ratio must be in [0, 1)")]
         for ok, message in checks:
             if not ok:
@@ -233,8 +241,7 @@ def fine_tune(train, validation, label_names: Sequence[str], config: TrainConfig
     settings (`training.checkpoints.prepare_run`). With ``stop`` (an entered `SignalStop`), a
     signal during training saves a checkpoint and raises `TrainingInterrupted`.
     """
-    from transformers import (DataCollatorWithPadding, EarlyStoppingCallback, Trainer,
-                              set_seed)
+    from transformers import DataCollatorWithPadding, EarlyStoppingCallback, Trainer, set_seed
 
     config.validate()
     set_seed(config.seed)

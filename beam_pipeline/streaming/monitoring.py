@@ -22,7 +22,7 @@ their event time) and returns three PCollections:
 * ``too_late``: records that arrive after their window's allowed lateness, one per record and
   expired window: ``{"type": "too_late", "id", "key", "window_start", "window_end",
   "event_time"}``. They are left out of the aggregates and counted in the Beam counter
-  ``streaming/records_too_late``.
+  ``sentiment_scoring/records_too_late``.
 
 How "too late" is detected: Beam drops such records silently inside its GroupByKey, and the
 Python SDK offers no watermark to compare against. So a stateful gate, per key, sets an
@@ -35,7 +35,8 @@ gap is at most one window of that key).
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import apache_beam as beam
 from apache_beam import coders
@@ -45,7 +46,8 @@ from apache_beam.utils.timestamp import Duration, Timestamp
 from apache_beam.utils.windowed_value import PaneInfoTiming
 
 from beam_pipeline.records import ID
-from beam_pipeline.streaming_messages import ATTRIBUTES
+from beam_pipeline.streaming.messages import ATTRIBUTES
+from beam_pipeline.vocabulary import METRICS_NAMESPACE, RECORDS_TOO_LATE
 
 DEFAULT_KEY = "all"
 TOO_LATE_TAG = "too_late"
@@ -85,7 +87,8 @@ class MonitorConfig:
 
 
 def monitor_key(record: dict[str, Any], key_name: str | None) -> str:
-    """The record's monitoring key: attribute ``key_name``, else field ``key_name``, else ``all``."""
+    """The record's monitoring key: attribute ``key_name``, else field ``key_name``, else
+    ``all``."""
     if key_name is None:
         return DEFAULT_KEY
     value = (record.get(ATTRIBUTES) or {}).get(key_name, record.get(key_name))
@@ -140,7 +143,7 @@ class _LatenessGate(beam.DoFn):
     def __init__(self, window_fn: window.WindowFn, allowed_lateness: Duration):
         self._window_fn = window_fn
         self._lateness = allowed_lateness
-        self._too_late = Metrics.counter("streaming", "records_too_late")
+        self._too_late = Metrics.counter(METRICS_NAMESPACE, RECORDS_TOO_LATE)
 
     def process(self, keyed: tuple[str, dict[str, Any]],
                 timestamp=beam.DoFn.TimestampParam,
@@ -199,7 +202,8 @@ def alerts_for(aggregate: dict[str, Any], config: MonitorConfig) -> Iterator[dic
 
 
 class MonitorSentiment(beam.PTransform):
-    """Scored records -> ``{"aggregates", "alerts", "too_late"}`` PCollections (module docstring)."""
+    """Scored records -> ``{"aggregates", "alerts", "too_late"}`` PCollections (module
+    docstring)."""
 
     def __init__(self, config: MonitorConfig):
         super().__init__()

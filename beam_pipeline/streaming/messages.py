@@ -16,7 +16,7 @@ The row handed to `records.scored_record` / `records.dead_letter_record` is the 
 without ``id``, plus ``attributes``, ``publish_time`` and ``message_id`` (the Pub/Sub message id:
 a message delivered twice, which Pub/Sub's at-least-once delivery allows, gives two records with
 the same ``message_id``, so consumers can de-duplicate on it). Rejected messages become dead-letter
-records with one of `PARSE_REASONS` (stage ``parse``) or a `validation.REASONS` code (stage
+records with one of `vocabulary.PARSE_REASONS` (stage ``parse``) or a validation reason (stage
 ``validation``). A payload that cannot be read as a JSON object is kept as ``payload_base64``
 (only when within the size cap) and ``payload_bytes``. Log lines name message ids and reasons,
 never payloads.
@@ -28,7 +28,8 @@ import dataclasses
 import datetime
 import json
 import logging
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import apache_beam as beam
 from apache_beam.io.gcp.pubsub import PubsubMessage
@@ -36,27 +37,30 @@ from apache_beam.metrics import Metrics
 from apache_beam.utils.timestamp import Timestamp
 
 from beam_pipeline.records import ADDED_SCORED, ID, dead_letter_record
-from beam_pipeline.validation import (UNDECODABLE_BYTES, VALIDATION_STAGE, clean_text,
-                                      default_max_chars)
+from beam_pipeline.validation import clean_text, default_max_chars
+from beam_pipeline.vocabulary import (
+    INVALID_CREATED_AT,
+    INVALID_ID,
+    METRICS_NAMESPACE,
+    MISSING_TEXT_FIELD,
+    NOT_JSON,
+    NOT_JSON_OBJECT,
+    PARSE_STAGE,
+    RESERVED_FIELD,
+    ROWS_READ,
+    TOO_LARGE,
+    UNDECODABLE_BYTES,
+    VALIDATION_STAGE,
+    dead_lettered_counter,
+)
 
 LOGGER = logging.getLogger(__name__)
-PARSE_STAGE = "parse"
 DEAD_LETTER_TAG = "dead_letter"
 DEFAULT_MAX_MESSAGE_BYTES = 64 * 1024
 ATTRIBUTES, PUBLISH_TIME, MESSAGE_ID = "attributes", "publish_time", "message_id"
 CREATED_AT = "created_at"
 MESSAGE_FIELDS = (ATTRIBUTES, PUBLISH_TIME, MESSAGE_ID)
 RESERVED_FIELDS = (*ADDED_SCORED, *MESSAGE_FIELDS)
-
-TOO_LARGE = "too_large"
-NOT_JSON = "not_json"
-NOT_JSON_OBJECT = "not_json_object"
-MISSING_TEXT_FIELD = "missing_text_field"
-INVALID_ID = "invalid_id"
-INVALID_CREATED_AT = "invalid_created_at"
-RESERVED_FIELD = "reserved_field"
-PARSE_REASONS = (TOO_LARGE, UNDECODABLE_BYTES, NOT_JSON, NOT_JSON_OBJECT, MISSING_TEXT_FIELD,
-                 INVALID_ID, INVALID_CREATED_AT, RESERVED_FIELD)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -80,7 +84,7 @@ class ParsedMessage:
 
 
 class Rejected(ValueError):
-    """A message that cannot be scored; ``reason`` is one of `PARSE_REASONS` or validation's."""
+    """A message that cannot be scored; ``reason`` is a parse or validation reason."""
 
     def __init__(self, reason: str, stage: str = PARSE_STAGE):
         super().__init__(reason)
@@ -97,7 +101,7 @@ def parse_created_at(value: Any) -> Timestamp:
         raise Rejected(INVALID_CREATED_AT) from None
     if moment.tzinfo is None:
         raise Rejected(INVALID_CREATED_AT)
-    return Timestamp.from_utc_datetime(moment.astimezone(datetime.timezone.utc))
+    return Timestamp.from_utc_datetime(moment.astimezone(datetime.UTC))
 
 
 def _record_id(fields: dict[str, Any], message: PubsubMessage) -> str:
@@ -169,19 +173,19 @@ class ParseMessages(beam.DoFn):
 
     def __init__(self, message_format: MessageFormat):
         self._format = message_format
-        self._parsed = Metrics.counter("streaming", "messages_parsed")
+        self._read = Metrics.counter(METRICS_NAMESPACE, ROWS_READ)
 
     def process(self, message: PubsubMessage,
                 timestamp=beam.DoFn.TimestampParam) -> Iterator[Any]:
+        self._read.inc()
         try:
             parsed = parse_message(message, self._format)
         except Rejected as rejection:
-            Metrics.counter("streaming", f"dead_letter_{rejection.reason}").inc()
+            Metrics.counter(METRICS_NAMESPACE, dead_lettered_counter(rejection.reason)).inc()
             LOGGER.info("message %s dead-lettered: %s", message.message_id, rejection.reason)
             yield beam.pvalue.TaggedOutput(DEAD_LETTER_TAG,
                                            rejected_record(message, rejection, self._format))
             return
-        self._parsed.inc()
         if parsed.event_time is None:
             yield dataclasses.replace(parsed, event_time=timestamp)
         else:

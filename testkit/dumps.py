@@ -1,67 +1,15 @@
-"""Data builders for the hardening tests and the batch reliability cases
-(benchmarks/reliability_cases/batch.py): hostile models, dumps and files, built from scratch.
-
-Import it with the tests folder on ``sys.path`` (pytest puts it there; the benchmark inserts it).
-"""
+"""Input dumps for scoring: good reviews, hostile rows, bad files, SST-2 sentences in several
+files and row groups; all built from scratch or from ``../shared/data``."""
 from __future__ import annotations
 
-import json
+import csv
 from pathlib import Path
 from typing import Optional
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from conftest import build_tiny_bert
-
-SHORT_POSITIONS = 16
-
-
-def build_short_position_bert(output_dir: Path, positions: int = SHORT_POSITIONS) -> Path:
-    """The tiny random binary BERT of conftest with only ``positions`` position embeddings:
-    exported with ``max_length <= positions`` it scores short rows, while scoring with a larger
-    ``--max_length`` makes ONNX Runtime fail on every batch holding a row longer than
-    ``positions`` tokens (a real runtime fault, no mock)."""
-    from safetensors.numpy import load_file, save_file
-
-    build_tiny_bert(output_dir, ["negative", "positive"])
-    config_path, weights_path = output_dir / "config.json", output_dir / "model.safetensors"
-    config = json.loads(config_path.read_text())
-    config["max_position_embeddings"] = positions
-    config_path.write_text(json.dumps(config))
-    weights = load_file(weights_path)
-    name = "bert.embeddings.position_embeddings.weight"
-    weights[name] = weights[name][:positions].copy()
-    save_file(weights, weights_path, metadata={"format": "pt"})
-    return output_dir
-
-
-def build_short_position_bundle(work_dir: Path) -> Path:
-    """`build_short_position_bert` exported (fp32) to a bundle with max_length = its positions."""
-    from export.exporter import export_bundle
-
-    model_dir = build_short_position_bert(work_dir / "short_position_bert")
-    bundle_dir = work_dir / "short_position_bundle"
-    export_bundle(model_dir, bundle_dir, precisions=("fp32",), max_length=SHORT_POSITIONS)
-    return bundle_dir
-
-
-def texts_of_token_lengths(tokenizer_json: str, lengths: list[int]) -> list[str]:
-    """One text per wanted length: untruncated, it encodes to exactly that many tokens (special
-    tokens included) with the tokenizer serialised in ``tokenizer_json``."""
-    from tokenizers import Tokenizer
-
-    tokenizer = Tokenizer.from_str(tokenizer_json)
-    tokenizer.no_truncation()
-    texts = []
-    for length in lengths:
-        text = " ".join(["film"] * max(0, length - 2))
-        tokens = len(tokenizer.encode(text).ids)
-        if tokens != length:
-            raise ValueError(f"built a text of {tokens} tokens, wanted {length}")
-        texts.append(text)
-    return texts
-
+from testkit.models import texts_of_token_lengths
 
 GOOD_REVIEWS = ["a charming , funny film .", "dull and slow .", "the best thing this year",
                 "i wanted my money back", "fine acting , thin plot"]
@@ -189,3 +137,26 @@ def sst2_sentences(shared_data: Path, count: int) -> list[str]:
     with open(shared_data / "sst2" / "validation.tsv", newline="", encoding="utf-8") as handle:
         rows = csv.DictReader(handle, delimiter="\t", quoting=csv.QUOTE_NONE)
         return [row["sentence"] for _, row in zip(range(count), rows)]
+
+
+DUMP_ROWS, FILE_ROWS, ROW_GROUP_ROWS, BAD_EVERY = 2100, 700, 250, 150
+
+
+def write_sst2_dump(folder: Path, shared_data: Path) -> list[Path]:
+    """The first 2,100 SST-2 training sentences, every 150th replaced by a null, empty or
+    whitespace-only text (14 bad rows), in 3 Parquet files of 700 rows (row groups of 250),
+    with a ``row`` column; returns the files."""
+    with open(shared_data / "sst2" / "train.tsv", newline="") as handle:
+        sentences = [row["sentence"] for _, row in
+                     zip(range(DUMP_ROWS), csv.DictReader(handle, delimiter="\t",
+                                                          quoting=csv.QUOTE_NONE))]
+    for bad in range(0, DUMP_ROWS, BAD_EVERY):
+        sentences[bad] = [None, "", "   "][bad % 3]
+    folder.mkdir(parents=True, exist_ok=True)
+    files = []
+    for number, start in enumerate(range(0, DUMP_ROWS, FILE_ROWS)):
+        files.append(folder / f"part-{number}.parquet")
+        pq.write_table(pa.table({"text": sentences[start:start + FILE_ROWS],
+                                 "row": list(range(start, start + FILE_ROWS))}),
+                       files[-1], row_group_size=ROW_GROUP_ROWS)
+    return files

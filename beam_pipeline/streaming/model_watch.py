@@ -35,15 +35,16 @@ import json
 import logging
 import threading
 import time
-from typing import Any, Callable, Optional, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any, Optional
 
 import numpy as np
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.ml.inference.base import PredictionResult
 
 from beam_pipeline.bundle import MANIFEST_NAME
-from beam_pipeline.onnx_handler import (InferenceFailure, OnnxSentimentModelHandler, ScoringModel,
-                                        load_scoring_model)
+from beam_pipeline.model import InferenceFailure, ScoringModel, load_scoring_model
+from beam_pipeline.onnx_handler import OnnxSentimentModelHandler
 
 LOGGER = logging.getLogger(__name__)
 DEFAULT_WATCH_INTERVAL_S = 30.0

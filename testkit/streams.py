@@ -1,11 +1,10 @@
-"""Builders shared by the streaming tests and benchmarks/reliability_cases/streaming.py: bundle
-variants for hot-swap, hostile Pub/Sub payloads, and a Pub/Sub helper for pipeline runs."""
+"""Pub/Sub streams for pipeline runs (topics, subscriptions, what came out), hostile payloads,
+and ``sentiment-score --streaming`` run as a process."""
 from __future__ import annotations
 
 import csv
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -14,33 +13,16 @@ from pathlib import Path
 
 from google.cloud import pubsub_v1
 
-from beam_pipeline import streaming_messages as sm
-from beam_pipeline.bundle import MANIFEST_NAME
-from beam_pipeline.validation import EMPTY_TEXT, UNDECODABLE_BYTES
+from beam_pipeline.vocabulary import (
+    EMPTY_TEXT,
+    MISSING_TEXT_FIELD,
+    NOT_JSON,
+    NOT_JSON_OBJECT,
+    TOO_LARGE,
+    UNDECODABLE_BYTES,
+)
 
 SECRET = "sk_live_51HxQjz7Y3uPq9TESTSECRETabcdef0123456789"
-
-
-def copy_bundle(source: Path, target: Path, precisions: tuple[str, ...] | None = None,
-                tamper: bool = False, labels: list[str] | None = None) -> Path:
-    """Copies the bundle at ``source`` to ``target``, ``bundle.json`` last (as sentiment-export
-    writes it), keeping only ``precisions``; ``tamper`` flips the last byte of each kept model
-    file after its checksum was recorded; ``labels`` renames the labels in the manifest."""
-    manifest = json.loads((source / MANIFEST_NAME).read_text())
-    if precisions is not None:
-        manifest["precisions"] = {name: entry for name, entry in manifest["precisions"].items()
-                                  if name in precisions}
-    if labels is not None:
-        manifest["labels"] = labels
-    target.mkdir(parents=True)
-    shutil.copy(source / manifest["tokenizer"]["file"], target)
-    for entry in manifest["precisions"].values():
-        data = bytearray((source / entry["file"]).read_bytes())
-        if tamper:
-            data[-1] ^= 0xFF
-        (target / entry["file"]).write_bytes(bytes(data))
-    (target / MANIFEST_NAME).write_text(json.dumps(manifest))
-    return target
 
 
 def tweets(shared_data: Path, count: int) -> list[str]:
@@ -53,15 +35,15 @@ def tweets(shared_data: Path, count: int) -> list[str]:
 def malformed_messages(scale: int = 1) -> list[tuple[bytes, str, str | None]]:
     """(payload, expected dead-letter reason, the payload's own id when it has one); a
     ``max_message_bytes`` of 2048 makes the large ones ``too_large``."""
-    return ([(b"not json %d" % i, sm.NOT_JSON, None) for i in range(10 * scale)]
+    return ([(b"not json %d" % i, NOT_JSON, None) for i in range(10 * scale)]
             + [(b'{"text": "caf\xe9 %d"}' % i, UNDECODABLE_BYTES, None) for i in range(8 * scale)]
-            + [(json.dumps({"body": f"no text {i}"}).encode(), sm.MISSING_TEXT_FIELD, None)
+            + [(json.dumps({"body": f"no text {i}"}).encode(), MISSING_TEXT_FIELD, None)
                for i in range(8 * scale)]
-            + [(json.dumps({"text": "x" * 3000, "n": i}).encode(), sm.TOO_LARGE, None)
+            + [(json.dumps({"text": "x" * 3000, "n": i}).encode(), TOO_LARGE, None)
                for i in range(6 * scale)]
             + [(json.dumps({"text": "  ", "id": f"empty-{i}"}).encode(), EMPTY_TEXT, f"empty-{i}")
                for i in range(6 * scale)]
-            + [(b"[1, 2, %d]" % i, sm.NOT_JSON_OBJECT, None) for i in range(6 * scale)])
+            + [(b"[1, 2, %d]" % i, NOT_JSON_OBJECT, None) for i in range(6 * scale)])
 
 
 class Streams:

@@ -40,8 +40,8 @@ import subprocess
 import threading
 import time
 from collections import deque
+from collections.abc import Callable, Iterator
 from concurrent import futures
-from typing import Callable, Iterator
 
 import grpc
 from google.protobuf import empty_pb2
@@ -75,7 +75,7 @@ class _Subscription:
 
 
 class PubSubTestServer:
-    """In-memory topics and subscriptions served over gRPC on 127.0.0.1 (see the module docstring)."""
+    """In-memory topics and subscriptions served over gRPC on 127.0.0.1 (module docstring)."""
 
     def __init__(self, empty_pull_wait_s: float = 1.0):
         self.empty_pull_wait_s = empty_pull_wait_s

@@ -1,0 +1,266 @@
+"""The scoring model: a bundle's ONNX Runtime session and tokenizer, texts in, probabilities out.
+
+No Beam transforms here: `load_scoring_model` validates a bundle and opens the session on the
+best allowed device; `ScoringModel.predict` / `predict_rows` score a batch of cleaned texts. The
+Beam side is the thin `onnx_handler.OnnxSentimentModelHandler`. What a batch goes through::
+
+    texts -> encode_batch (one tokenizers call; windows with long_text=chunk)
+          -> sort by token length -> sub-batches of max_batch_size, each padded to its longest
+          -> session.run (IO binding on CUDA) -> softmax(logits / temperature)
+          -> input order (windows averaged back into their text)
+
+Why each choice: docs/design.md, "Scoring model".
+"""
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, Optional
+
+import numpy as np
+import onnxruntime as ort
+from apache_beam.metrics import Metrics
+from onnxruntime.capi import onnxruntime_pybind11_state as ort_state
+from tokenizers import Tokenizer
+
+from beam_pipeline.bundle import PRECISIONS, Bundle, BundleError, load_bundle, read_manifest
+from beam_pipeline.errors import first_line
+from beam_pipeline.vocabulary import METRICS_NAMESPACE, ONNX_BATCH_ROWS
+
+LOGGER = logging.getLogger(__name__)
+DEVICES = ("auto", "cpu", "cuda")
+PRECISION_CHOICES = ("auto", *PRECISIONS)
+LONG_TEXT_MODES = ("truncate", "chunk")
+CUDA_PROVIDER = "CUDAExecutionProvider"
+NVIDIA_DEVICE_NODE = "/dev/nvidiactl"
+CPU_PROVIDER = "CPUExecutionProvider"
+_NUMPY_TYPES = {"tensor(int64)": np.int64, "tensor(int32)": np.int32}
+# what InferenceSession.run raises when a graph cannot run on given inputs (not a Python bug)
+ORT_RUN_ERRORS = (ort_state.Fail, ort_state.InvalidArgument, ort_state.RuntimeException,
+                  ort_state.EPFail, ort_state.EngineError, ort_state.NotImplemented)
+
+
+def choose_precision(requested: str, device: str, available: Iterable[str]) -> str:
+    """The precision to load: ``requested`` itself, or for ``auto`` fp16 on cuda, int8 on cpu,
+    falling back to fp32 (or whatever the bundle has) when the preferred one is absent."""
+    available = list(available)
+    if requested != "auto":
+        return requested
+    preferred = "fp16" if device == "cuda" else "int8"
+    for precision in (preferred, "fp32", *PRECISIONS):
+        if precision in available:
+            return precision
+    raise BundleError(f"bundle lists no known precision (it has {available})")
+
+
+def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
+    """Row-wise softmax of ``logits / temperature``, computed in float64 (numerically stable)."""
+    scaled = np.asarray(logits, dtype=np.float64) / temperature
+    scaled -= scaled.max(axis=-1, keepdims=True)
+    exp = np.exp(scaled)
+    return exp / exp.sum(axis=-1, keepdims=True)
+
+
+@dataclasses.dataclass(frozen=True)
+class InferenceFailure:
+    """Why ONNX Runtime could not score a row: the error's type and the first line of its message
+    (ONNX Runtime names nodes and shapes there, never input text)."""
+
+    error_type: str
+    first_line: str
+
+    @classmethod
+    def from_error(cls, error: BaseException) -> InferenceFailure:
+        return cls(type(error).__name__, first_line(error))
+
+    def __str__(self) -> str:
+        return f"{self.error_type}: {self.first_line}"
+
+
+class ScoringModel:
+    """A loaded bundle: ONNX Runtime session plus tokenizer; `predict` maps texts to
+    probabilities. Only methods are used by the handler, so it also works behind Beam's
+    multi-process sharing proxy."""
+
+    def __init__(self, bundle: Bundle, session: ort.InferenceSession, device: str,
+                 max_batch_size: int, max_length: int, long_text: str):
+        self.bundle = bundle
+        self.session = session
+        self.device = device
+        self.max_batch_size = max_batch_size
+        self.long_text = long_text
+        self.tokenizer = Tokenizer.from_str(bundle.read_tokenizer_json())
+        padding = self.tokenizer.padding or {}
+        self.pad_id = int(padding.get("pad_id", self.tokenizer.token_to_id("[PAD]") or 0))
+        self.pad_type_id = int(padding.get("pad_type_id", 0))
+        self.tokenizer.no_padding()
+        stride = max_length // 4 if long_text == "chunk" else 0
+        self.tokenizer.enable_truncation(max_length=max_length, stride=stride)
+        self.input_types = {node.name: _NUMPY_TYPES.get(node.type, np.int64)
+                            for node in session.get_inputs()}
+        self.batch_rows = Metrics.distribution(METRICS_NAMESPACE, ONNX_BATCH_ROWS)
+        self.use_io_binding = device == "cuda"
+
+    def version(self) -> str:
+        """The model version written to each record (sha256 prefix of the ONNX file)."""
+        return self.bundle.model_version
+
+    def describe(self) -> dict[str, str]:
+        """Precision, device and provider in use, for logs and summaries."""
+        return {"precision": self.bundle.precision, "device": self.device,
+                "provider": self.session.get_providers()[0], "model_version": self.version()}
+
+    def _feed(self, encodings: Sequence[Any]) -> dict[str, np.ndarray]:
+        width = max(len(encoding.ids) for encoding in encodings)
+        shape = (len(encodings), width)
+        arrays = {"input_ids": np.full(shape, self.pad_id, np.int64),
+                  "attention_mask": np.zeros(shape, np.int64),
+                  "token_type_ids": np.full(shape, self.pad_type_id, np.int64)}
+        for row, encoding in enumerate(encodings):
+            length = len(encoding.ids)
+            arrays["input_ids"][row, :length] = encoding.ids
+            arrays["attention_mask"][row, :length] = encoding.attention_mask
+            arrays["token_type_ids"][row, :length] = encoding.type_ids
+        return {name: arrays[name].astype(self.input_types.get(name, np.int64), copy=False)
+                for name in self.bundle.input_names}
+
+    def _logits(self, feed: dict[str, np.ndarray]) -> np.ndarray:
+        """Logits of one sub-batch. With IO binding (on CUDA) the inputs are placed on the
+        session's device once and only the logits are bound back to host memory."""
+        if not self.use_io_binding:
+            return self.session.run([self.bundle.output_name], feed)[0]
+        binding = self.session.io_binding()
+        for name, array in feed.items():
+            binding.bind_ortvalue_input(name, ort.OrtValue.ortvalue_from_numpy(array, self.device))
+        binding.bind_output(self.bundle.output_name, "cpu")
+        self.session.run_with_iobinding(binding)
+        return binding.copy_outputs_to_cpu()[0]
+
+    def _windows(self, texts: Sequence[str]) -> tuple[list[Any], np.ndarray]:
+        """Encodings to run, and for each the index of the text it belongs to."""
+        encodings = self.tokenizer.encode_batch(list(texts))
+        if self.long_text == "truncate":
+            return encodings, np.arange(len(encodings))
+        windows, owners = [], []
+        for index, encoding in enumerate(encodings):
+            for window in (encoding, *encoding.overflowing):
+                windows.append(window)
+                owners.append(index)
+        return windows, np.asarray(owners)
+
+    def predict(self, texts: Sequence[str]) -> np.ndarray:
+        """Probabilities (rows in the order of ``texts``, columns in label order); raises ONNX
+        Runtime's error when any sub-batch fails (see `predict_rows`)."""
+        return self._predict(texts, failures=None)
+
+    def predict_rows(self, texts: Sequence[str]) -> list[np.ndarray | InferenceFailure]:
+        """One result per text, in order: its probabilities (as `predict` gives them), or an
+        `InferenceFailure` when ONNX Runtime raised for it. A sub-batch that fails is split in
+        halves, recursively, so only the rows that fail on their own are lost (a long text
+        scored as windows fails when any of its windows does)."""
+        failures: dict[int, InferenceFailure] = {}
+        probabilities = self._predict(texts, failures)
+        if failures:
+            distinct = sorted({str(failure) for failure in failures.values()})
+            LOGGER.warning("ONNX Runtime failed on %d of %d rows (%d distinct errors; the "
+                           "dead letters hold each row's): %s", len(failures), len(texts),
+                           len(distinct), distinct[0])
+        return [failures.get(index, row) for index, row in enumerate(probabilities)]
+
+    def _predict(self, texts: Sequence[str],
+                 failures: Optional[dict[int, InferenceFailure]]) -> np.ndarray:
+        """Probabilities of ``texts``. With ``failures`` given, failing rows are isolated (see
+        `predict_rows`): their failure is recorded by text index and their row holds NaN."""
+        if not texts:
+            return np.zeros((0, len(self.bundle.labels)), np.float32)
+        windows, owners = self._windows(texts)
+        order = np.argsort([len(window.ids) for window in windows], kind="stable")
+        window_probs = np.full((len(windows), len(self.bundle.labels)), np.nan, np.float32)
+        window_failures = None if failures is None else {}
+        for start in range(0, len(order), self.max_batch_size):
+            rows = order[start:start + self.max_batch_size]
+            self.batch_rows.update(len(rows))
+            self._score_windows(windows, rows, window_probs, window_failures)
+        for window, failure in (window_failures or {}).items():
+            failures.setdefault(int(owners[window]), failure)
+        if len(windows) == len(texts):
+            return window_probs
+        weights = np.array([max(1, window.special_tokens_mask.count(0)) for window in windows],
+                           np.float64)
+        totals = np.zeros((len(texts), window_probs.shape[1]), np.float64)
+        np.add.at(totals, owners, window_probs * weights[:, None])
+        return (totals / np.bincount(owners, weights)[:, None]).astype(np.float32)
+
+    def _score_windows(self, windows: Sequence[Any], rows: np.ndarray, out: np.ndarray,
+                       failures: Optional[dict[int, InferenceFailure]]) -> None:
+        """Writes the probabilities of ``windows[rows]`` into ``out[rows]``; on an ONNX Runtime
+        error raises, or with ``failures`` bisects and records the rows failing alone."""
+        try:
+            logits = self._logits(self._feed([windows[row] for row in rows]))
+        except ORT_RUN_ERRORS as error:
+            if failures is None:
+                raise
+            if len(rows) == 1:
+                failures[int(rows[0])] = InferenceFailure.from_error(error)
+                return
+            half = len(rows) // 2
+            self._score_windows(windows, rows[:half], out, failures)
+            self._score_windows(windows, rows[half:], out, failures)
+            return
+        out[rows] = softmax(logits, self.bundle.temperature)
+
+
+def _session(bundle: Bundle, providers: list[str], intra_op_threads: int) -> ort.InferenceSession:
+    options = ort.SessionOptions()
+    if intra_op_threads:
+        options.intra_op_num_threads = intra_op_threads
+    return ort.InferenceSession(bundle.read_model_bytes(), options, providers=providers)
+
+
+def nvidia_device_present() -> bool:
+    """Whether the NVIDIA driver exposes a device here (as on GPU VMs and GPU containers).
+    ``--device auto`` tries CUDA only then: onnxruntime-gpu lists its CUDA provider everywhere
+    and prints an error before falling back when the provider cannot start."""
+    return os.path.exists(NVIDIA_DEVICE_NODE)
+
+
+def load_scoring_model(bundle_root: str, precision: str = "auto", device: str = "auto",
+                       max_batch_size: int = 64, max_length: Optional[int] = None,
+                       long_text: str = "truncate", intra_op_threads: int = 0,
+                       pinned_sha256: Optional[Mapping[str, str]] = None) -> ScoringModel:
+    """Validates the bundle, creates the session on the best allowed device, returns the model.
+
+    Raises `BundleError` when the bundle is invalid or lacks an explicitly requested precision,
+    or (with ``pinned_sha256``, see `bundle.pinned_checksums`) when its files are not the ones
+    the job was planned with.
+    """
+    if device not in DEVICES:
+        raise ValueError(f"device must be one of {DEVICES}, not {device!r}")
+    if long_text not in LONG_TEXT_MODES:
+        raise ValueError(f"long_text must be one of {LONG_TEXT_MODES}, not {long_text!r}")
+    available = read_manifest(bundle_root)["precisions"]
+
+    def build(bundle: Bundle, session: ort.InferenceSession, used: str) -> ScoringModel:
+        model = ScoringModel(bundle, session, used, max_batch_size,
+                             max_length or bundle.max_length, long_text)
+        LOGGER.info("scoring with %s", model.describe())
+        return model
+
+    if device != "cpu":
+        if device == "auto" and not nvidia_device_present():
+            reason = f"no NVIDIA device node ({NVIDIA_DEVICE_NODE}) on this machine"
+        elif CUDA_PROVIDER in ort.get_available_providers():
+            bundle = load_bundle(bundle_root, choose_precision(precision, "cuda", available),
+                                 pinned_sha256)
+            session = _session(bundle, [CUDA_PROVIDER, CPU_PROVIDER], intra_op_threads)
+            if session.get_providers()[0] == CUDA_PROVIDER:
+                return build(bundle, session, "cuda")
+            reason = "the CUDA execution provider could not start (no GPU or CUDA libraries)"
+        else:
+            reason = "this onnxruntime build has no CUDA execution provider"
+        log = LOGGER.warning if device == "cuda" else LOGGER.info
+        log("device %s: %s; falling back to CPU", device, reason)
+    bundle = load_bundle(bundle_root, choose_precision(precision, "cpu", available), pinned_sha256)
+    return build(bundle, _session(bundle, [CPU_PROVIDER], intra_op_threads), "cpu")
