@@ -1,7 +1,7 @@
 """Export benchmark (issue 3): PyTorch vs fp32 ONNX vs optimised fp32 vs int8 on SST-2 validation.
 
-For a fine-tuned classifier (default: the MiniLM fine-tuned on SST-2 at /work/models/minilm-sst2)
-this script
+For a fine-tuned classifier (default: ``MODELS/minilm-sst2``, the MiniLM fine-tuned on SST-2 by
+``train_accuracy.py``; MODELS is ``benchlib.default_models_dir()``) this script
 
 1. times `export.exporter.export_bundle` (export, optimise, quantise, fp16, parity on the
    eval set) writing the bundle to ``--bundle_dir``;
@@ -9,56 +9,39 @@ this script
 3. measures file size, SST-2 validation accuracy and records/s of PyTorch, fp32 ONNX, optimised
    fp32 and int8 (fp16 too, on the CPU, for information: it is built for CUDA) on the same
    pre-tokenised batches, in interleaved rounds; throughput is the median over rounds;
-4. writes ``benchmarks/results/export_benchmark.md`` and ``.json``.
+4. writes ``benchmarks/results/export_benchmark.md`` and ``.json`` (``--tag T``:
+   ``export_benchmark_T``).
 
-Run: ``.venv/bin/python benchmarks/export_benchmark.py [--model_dir DIR] [--bundle_dir DIR]``
+Run: ``.venv/bin/python benchmarks/export_benchmark.py [--model_dir DIR] [--bundle_dir DIR]``;
+``--render_only [--tag T]`` rewrites the Markdown from the JSON.
 """
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import platform
 import statistics
 import sys
 import tempfile
 import time
-from datetime import datetime, timezone
 from pathlib import Path
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
-os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+import benchlib
 
-import numpy as np  # noqa: E402
-import onnxruntime  # noqa: E402
-import torch  # noqa: E402
-from tokenizers import Tokenizer  # noqa: E402
-from transformers import AutoModelForSequenceClassification  # noqa: E402
+benchlib.offline()
 
-from export import parity  # noqa: E402
-from export.exporter import evaluation_rows, export_bundle, export_onnx, label_names  # noqa: E402
-
-REPO = Path(__file__).resolve().parents[1]
-RESULTS = REPO / "benchmarks" / "results"
 NAME = "export_benchmark"
+MODELS = benchlib.default_models_dir()
 VARIANT_NAMES = {"fp32": "fp32 optimised (bundle)", "int8": "int8 dynamic (bundle)",
                  "fp16": "fp16 optimised (bundle; for CUDA, run on CPU here)"}
-
-
-def cpu_model() -> str:
-    """The CPU's model name from /proc/cpuinfo (or the platform's processor string)."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
+BASELINE = "fp32 ONNX (plain export)"
 
 
 def onnx_runner(path: Path, threads: int):
     """A function running all feeds through one ONNX Runtime CPU session; returns probabilities."""
+    import onnxruntime
+
+    from export import parity
+
     options = onnxruntime.SessionOptions()
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
@@ -73,40 +56,36 @@ def timed_pass(run, feeds) -> float:
     return time.perf_counter() - started
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model_dir", default="/work/models/minilm-sst2")
-    parser.add_argument("--bundle_dir", default="/work/models/bundle-minilm-sst2",
-                        help="where the benchmarked bundle is written (outside the repo)")
-    parser.add_argument("--eval_dataset", default=str(REPO.parent / "shared" / "data" / "sst2"))
-    parser.add_argument("--rounds", type=int, default=5, help="timed passes per model")
-    parser.add_argument("--timing_rows", type=int, default=320,
-                        help="rows (from the start of the eval set) in each timed pass")
-    parser.add_argument("--threads", type=int, default=2,
-                        help="intra-op threads for PyTorch and ONNX Runtime alike")
-    parser.add_argument("--tag", default="",
-                        help="suffix of the results files, e.g. 1thread -> export_benchmark_1thread.md")
-    args = parser.parse_args(argv)
-    model_dir = Path(args.model_dir)
+def measure(args: argparse.Namespace, command: str) -> dict:
+    """Exports the bundle, times every engine; the result (JSON) of one run."""
+    import torch
+    from tokenizers import Tokenizer
+    from transformers import AutoModelForSequenceClassification
 
-    load_before = os.getloadavg()[0]
+    from export import parity
+    from export.exporter import evaluation_rows, export_bundle, export_onnx, label_names
+
+    model_dir = Path(args.model_dir)
+    date, described = benchlib.now(), benchlib.machine()
     started = time.perf_counter()
     manifest = export_bundle(model_dir, args.bundle_dir, eval_dataset=args.eval_dataset,
                              allow_parity_failure=True)  # a miss is reported below, not hidden
     export_seconds = time.perf_counter() - started
 
     torch.set_num_threads(args.threads)
-    model = AutoModelForSequenceClassification.from_pretrained(model_dir, use_safetensors=True).eval()
+    model = AutoModelForSequenceClassification.from_pretrained(model_dir,
+                                                               use_safetensors=True).eval()
     texts, labels, rows = evaluation_rows(args.eval_dataset, label_names(model.config), "text",
                                           "label")
     tokenizer = Tokenizer.from_file(str(Path(args.bundle_dir) / manifest["tokenizer"]["file"]))
     feeds = parity.encode_batches(tokenizer, texts, manifest["input_names"])
-    timing_feeds = parity.encode_batches(tokenizer, texts[:args.timing_rows], manifest["input_names"])
+    timing_feeds = parity.encode_batches(tokenizer, texts[:args.timing_rows],
+                                         manifest["input_names"])
     timing_rows = sum(len(feed["input_ids"]) for feed in timing_feeds)
 
     with tempfile.TemporaryDirectory() as work:
         plain = export_onnx(model, Path(work) / "plain")
-        files = {"fp32 ONNX (plain export)": plain}
+        files = {BASELINE: plain}
         files.update({VARIANT_NAMES[name]: Path(args.bundle_dir) / entry["file"]
                       for name, entry in manifest["precisions"].items()})
         runners = {"PyTorch": lambda batch: parity.torch_probabilities(model, batch)}
@@ -121,7 +100,6 @@ def main(argv: list[str] | None = None) -> int:
             for name, run in runners.items():
                 seconds[name].append(timed_pass(run, timing_feeds))
 
-    baseline = "fp32 ONNX (plain export)"
     rows_out = []
     for name in runners:
         median = statistics.median(seconds[name])
@@ -135,16 +113,11 @@ def main(argv: list[str] | None = None) -> int:
     for row in rows_out:
         # the same round ran every model back to back, so its ratio shares the machine's load
         row["speed_vs_fp32_onnx"] = round(statistics.median(
-            base / own for own, base in zip(seconds[row["model"]], seconds[baseline])), 2)
+            base / own for own, base in zip(seconds[row["model"]], seconds[BASELINE])), 2)
 
-    command = "python benchmarks/export_benchmark.py " + " ".join(
-        arg for arg in (argv if argv is not None else sys.argv[1:]))
-    result = {
-        "command": command.strip(), "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "machine": {"cpu": cpu_model(), "cpu_count": os.cpu_count(), "threads": args.threads,
-                    "python": platform.python_version(), "onnxruntime": onnxruntime.__version__,
-                    "torch": torch.__version__,
-                    "load_average_1min": [round(load_before, 1), round(os.getloadavg()[0], 1)]},
+    return {
+        "command": command, "date": date, "machine": described, "threads": args.threads,
+        "load_average_1min_end": round(os.getloadavg()[0], 2),
         "model_dir": str(model_dir), "bundle_dir": args.bundle_dir, "eval_rows": rows,
         "batch_size": parity.BATCH_SIZE, "rounds": args.rounds, "timing_rows": timing_rows,
         "export_wall_time_s": round(export_seconds, 1),
@@ -152,25 +125,18 @@ def main(argv: list[str] | None = None) -> int:
         "parity": {name: entry["parity"] for name, entry in manifest["precisions"].items()},
         "results": rows_out,
     }
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    name = f"{NAME}_{args.tag}" if args.tag else NAME
-    (RESULTS / f"{name}.json").write_text(json.dumps(result, indent=2) + "\n")
-    (RESULTS / f"{name}.md").write_text(markdown(result))
-    print(markdown(result))
-    return 0
 
 
 def markdown(result: dict) -> str:
-    """The results as a Markdown report."""
-    machine = result["machine"]
+    """The results (the JSON of one run) as a Markdown report."""
+    # older results recorded the thread count (and the load at the end) in "machine"
+    threads = result.get("threads", result["machine"].get("threads"))
     lines = [
-        "# Export benchmark (issue 3)", "",
-        f"Command: `{result['command']}`  ",
-        f"Date: {result['date']}  ",
-        f"Machine: {machine['cpu']}, {machine['cpu_count']} logical CPUs (shared with other jobs), "
-        f"{machine['threads']} intra-op threads for every engine; onnxruntime "
-        f"{machine['onnxruntime']}, torch {machine['torch']}; 1-minute load average "
-        f"{machine['load_average_1min'][0]} at start, {machine['load_average_1min'][1]} at end  ",
+        *benchlib.header("Export benchmark (issue 3)", result),
+        f"Threads: {threads} intra-op threads for every engine (PyTorch and ONNX Runtime); the "
+        "machine is shared with other jobs"
+        + (f"; 1-minute load average at the end {result['load_average_1min_end']}"
+           if "load_average_1min_end" in result else "") + "  ",
         f"Model: `{result['model_dir']}`; data: {result['eval_rows']}, batches of "
         f"{result['batch_size']} padded to their longest row, tokenised once beforehand "
         "(records/s is model time only)  ",
@@ -196,6 +162,32 @@ def markdown(result: dict) -> str:
         lines.append(f"| {name} | {check['max_abs_prob_diff']:.2e} | "
                      f"{check['label_agreement']:.4f} | {check['passed']} |")
     return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model_dir", default=str(MODELS / "minilm-sst2"),
+                        help="fine-tuned model folder (default: %(default)s)")
+    parser.add_argument("--bundle_dir", default=str(MODELS / "bundle-minilm-sst2"),
+                        help="where the benchmarked bundle is written (default: %(default)s)")
+    parser.add_argument("--eval_dataset", default=str(benchlib.SHARED_DATA / "sst2"))
+    parser.add_argument("--rounds", type=int, default=5, help="timed passes per model")
+    parser.add_argument("--timing_rows", type=int, default=320,
+                        help="rows (from the start of the eval set) in each timed pass")
+    parser.add_argument("--threads", type=int, default=2,
+                        help="intra-op threads for PyTorch and ONNX Runtime alike")
+    parser.add_argument("--tag", default="",
+                        help="suffix of the results files, e.g. 1thread -> "
+                             "export_benchmark_1thread.md")
+    benchlib.add_render_only(parser)
+    args = parser.parse_args(argv)
+    name = f"{NAME}_{args.tag}" if args.tag else NAME
+    if args.render_only:
+        return benchlib.render_only(name, markdown)
+    result = measure(args, benchlib.command_line("export_benchmark.py", argv))
+    benchlib.write_results(name, result, markdown(result))
+    print(markdown(result))
+    return 0
 
 
 if __name__ == "__main__":

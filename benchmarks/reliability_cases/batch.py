@@ -2,10 +2,10 @@
 ``--skip_bad_files``) and an ONNX Runtime error in a batch, each through the real command: the
 hostile dumps and the inference error in ``sentiment-score`` subprocesses (two at a time), the
 bad-file cases meanwhile through ``main(argv)`` (the console script's function) in this process,
-which saves starting Beam a dozen times. The data builders are the tests'
-(tests/hostile_data.py). The hostile dumps are scored in fp32: int8 scores, dynamically
-quantised, depend on the other rows of their ONNX Runtime batch, so they cannot be compared row
-by row with the model run on other batches."""
+which saves starting Beam a dozen times. The data builders are the tests' (`testkit.dumps`,
+`testkit.models`). The hostile dumps are scored in fp32: int8 scores, dynamically quantised,
+depend on the other rows of their ONNX Runtime batch, so they cannot be compared row by row with
+the model run on other batches."""
 from __future__ import annotations
 
 import concurrent.futures
@@ -16,21 +16,25 @@ import subprocess
 import sys
 from pathlib import Path
 
-TESTS = Path(__file__).resolve().parents[2] / "tests"
-sys.path.insert(0, str(TESTS))
+import numpy as np
+import pyarrow.parquet as pq
 
-import numpy as np  # noqa: E402
-import pyarrow.parquet as pq  # noqa: E402
+from beam_pipeline.batch.writing import count_rows, dead_letter_counts
+from beam_pipeline.cli import main
+from beam_pipeline.model import load_scoring_model
+from beam_pipeline.validation import clean_text, default_max_chars
+from benchmarks.benchlib import SHARED_DATA
+from testkit.dumps import (
+    BAD_FILE_KINDS,
+    GOOD_REVIEWS,
+    sst2_sentences,
+    write_bad_file,
+    write_hostile_dump,
+    write_reviews,
+    write_typed_dumps,
+)
+from testkit.models import SHORT_POSITIONS, build_short_position_bundle, texts_of_token_lengths
 
-from beam_pipeline.onnx_handler import load_scoring_model  # noqa: E402
-from beam_pipeline.pipeline import count_rows  # noqa: E402
-from beam_pipeline.run import dead_letter_counts, main  # noqa: E402
-from beam_pipeline.validation import clean_text, default_max_chars  # noqa: E402
-from hostile_data import (BAD_FILE_KINDS, GOOD_REVIEWS, SHORT_POSITIONS,  # noqa: E402
-                          build_short_position_bundle, sst2_sentences, texts_of_token_lengths,
-                          write_bad_file, write_hostile_dump, write_reviews, write_typed_dumps)
-
-SHARED_DATA = TESTS.parents[1] / "shared" / "data"
 COMMAND = Path(sys.executable).parent / "sentiment-score"
 AREA = "batch"
 

@@ -1,8 +1,8 @@
 """Reliability cases of the Dask area: a worker process killed in the middle of a batch job.
 
 The job is the real command (``sentiment-score --runner DaskRunner``, a subprocess) against a
-2-worker LocalCluster; the dump, the kill and the cluster come from tests/test_dask*.py (see
-tests/test_dask_faults.py for how the kill is made independent of timing).
+2-worker LocalCluster; the dump, the kill and the cluster are the tests' (`testkit.dumps`,
+`testkit.dask_faults`: see its docstring for how the kill is made independent of timing).
 """
 from __future__ import annotations
 
@@ -10,16 +10,13 @@ import subprocess
 import sys
 from pathlib import Path
 
-TESTS = Path(__file__).resolve().parents[2] / "tests"
-sys.path.insert(0, str(TESTS))
+from beam_pipeline.batch.writing import part_pattern
+from beam_pipeline.files import match_files
+from benchmarks.benchlib import SHARED_DATA
+from testkit.dask_faults import CHUNK_ROWS, score_on_dask_killing_a_worker
+from testkit.dumps import DUMP_ROWS, write_sst2_dump
+from testkit.outputs import every_expected_id, read_parts
 
-from test_dask import DUMP_ROWS, every_expected_id, write_sst2_dump  # noqa: E402
-from test_dask_faults import CHUNK_ROWS, score_on_dask_killing_a_worker  # noqa: E402
-from test_pipeline import read_parts  # noqa: E402
-
-from beam_pipeline.pipeline import match_files, part_pattern  # noqa: E402
-
-SHARED_DATA = TESTS.parents[1] / "shared" / "data"
 COMMAND = Path(sys.executable).parent / "sentiment-score"
 
 

@@ -1,29 +1,25 @@
 """Reliability cases of the streaming area, through the real command: one ``sentiment-score
 --streaming`` subprocess reading a subscription of the loopback Pub/Sub test double
-(tests/pubsub_server.py, in this process, so that it can lose acknowledgements on purpose), fed
-one case after the other. Each case's messages carry a ``case`` attribute, which the scored and
-dead-letter records keep; counts are read from the records pulled from the output topics and are
-counted per Pub/Sub message id (a message delivered twice is one row in). The builders are the
-tests' (tests/streaming_cases.py)."""
+(`beam_pipeline.streaming.local_pubsub`, in this process, so that it can lose acknowledgements on
+purpose), fed one case after the other. Each case's messages carry a ``case`` attribute, which the
+scored and dead-letter records keep; counts are read from the records pulled from the output
+topics and are counted per Pub/Sub message id (a message delivered twice is one row in). The
+builders are the tests' (`testkit.streams`, `testkit.models`)."""
 from __future__ import annotations
 
 import base64
 import collections
 import json
 import os
-import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
-TESTS = Path(__file__).resolve().parents[2] / "tests"
-sys.path.insert(0, str(TESTS))
+from beam_pipeline.streaming.local_pubsub import PubSubTestServer
+from benchmarks.benchlib import SHARED_DATA
+from testkit.models import copy_bundle
+from testkit.streams import SECRET, StreamingCommand, Streams, malformed_messages, tweets
 
-from pubsub_server import PubSubTestServer  # noqa: E402
-from streaming_cases import (SECRET, StreamingCommand, Streams, copy_bundle,  # noqa: E402
-                             malformed_messages, tweets)
-
-SHARED_DATA = TESTS.parents[1] / "shared" / "data"
 AREA = "streaming"
 PROJECT = "reliability-project"
 LOST_ACKS = 5
@@ -33,7 +29,8 @@ CASE_LIMIT_S = 90
 
 
 def good_payloads(texts: list[str], prefix: str) -> list[bytes]:
-    return [json.dumps({"text": text, "id": f"{prefix}-{i}"}).encode() for i, text in enumerate(texts)]
+    return [json.dumps({"text": text, "id": f"{prefix}-{i}"}).encode()
+            for i, text in enumerate(texts)]
 
 
 def cases(texts: list[str]) -> list[tuple[str, str, list[bytes], int]]:
@@ -104,8 +101,9 @@ def run_cases(workdir: Path, bundle: str) -> list[dict]:
     try:
         for case, description, payloads, extra in cases(texts):
             ids = streams.publish(payloads, case=case)
-            wait_for(streams, lambda: sum(map(len, outputs_of(streams, case).values()))
-                     >= len(ids) + extra)
+            expected = len(ids) + extra
+            wait_for(streams, lambda case=case, expected=expected:
+                     sum(map(len, outputs_of(streams, case).values())) >= expected)
             results.append(summarise(case, description, shown, ids, outputs_of(streams, case)))
         results.append(tampered_bundle_case(streams, bundle, watched, texts, shown))
     finally:
@@ -160,7 +158,7 @@ def tampered_bundle_case(streams: Streams, bundle: str, watched: Path, texts: li
     ids = streams.publish(good_payloads(texts[130:140], "after-swap"), case="tampered bundle")
     wait_for(streams, lambda: len(outputs_of(streams, "tampered bundle")["scored"]) >= len(ids))
     result = summarise("tampered bundle", "a bundle with a modified int8 model file written "
-                       f"to --model_watch, then 10 tweets", command, ids,
+                       "to --model_watch, then 10 tweets", command, ids,
                        outputs_of(streams, "tampered bundle"))
     after = {record["model_version"] for record in result["records"]["scored"]}
     result["outcome"] += f"; model_version before {sorted(before)}, after {sorted(after)}"

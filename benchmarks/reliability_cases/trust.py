@@ -1,8 +1,9 @@
 """Reliability cases of the trust area: tampered bundles, pickled weights, interrupted training.
 
-Every case runs a real console script as a subprocess. The tampering and the training run come
-from the tests (tests/test_tampering.py, tests/test_training_resume.py), so the table shows what
-the tests prove, on the real bundle passed in (copied, then broken one way per case).
+Every case runs a real console script as a subprocess. The tampering and the training run are
+the tests' (`testkit.models`, `testkit.training`, as in tests/test_tampering.py and
+tests/test_training_resume.py), so the table shows what the tests prove, on the real bundle
+passed in (copied, then broken one way per case).
 """
 from __future__ import annotations
 
@@ -17,15 +18,19 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-TESTS = Path(__file__).resolve().parents[2] / "tests"
-sys.path.insert(0, str(TESTS))
-
-from conftest import SHARED_DATA, build_tiny_bert  # noqa: E402
-from hostile_data import sst2_sentences  # noqa: E402
-from test_pipeline import read_parts  # noqa: E402
-from test_tampering import TAMPER_CASES, tamper  # noqa: E402
-from test_training_resume import (ENV, INTERRUPTED, MAX_STEPS, interrupt_command,  # noqa: E402
-                                  last_line, sst2_folder, train_flags)
+from benchmarks.benchlib import SHARED_DATA
+from testkit.dumps import sst2_sentences
+from testkit.models import TAMPER_CASES, build_tiny_bert, tamper
+from testkit.outputs import read_parts
+from testkit.training import (
+    ENV,
+    INTERRUPTED,
+    MAX_STEPS,
+    interrupt_command,
+    last_line,
+    sst2_folder,
+    train_flags,
+)
 
 BIN = Path(sys.executable).parent
 REVIEW_ROWS = 200
