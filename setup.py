@@ -14,6 +14,8 @@ SCORING = [
     "numpy==2.4.6",
     "pyarrow==25.0.1",
     "plotly==7.1.0",
+    "emoji==2.16.0",
+    "py3langid==0.4.0",
 ]
 TRAIN = [
     "torch==2.13.0",
@@ -36,7 +38,8 @@ DEV = ["pytest==9.2.0", "pytest-timeout==2.4.0", "hypothesis==6.170.15", "ruff==
 setup(
     name="sentiment-scoring",
     version="0.1.0",
-    description="Fine-tune BERT-family sentiment models, export them to ONNX, score text with Apache Beam.",
+    description="Fine-tune BERT-family sentiment models, export them to ONNX, score text with "
+                "Apache Beam.",
     python_requires=">=3.11",
     packages=find_packages(include=["training", "training.*", "export", "export.*",
                                     "beam_pipeline", "beam_pipeline.*", "testkit"]),

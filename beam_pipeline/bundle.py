@@ -19,6 +19,9 @@ A bundle is a folder (local or any Beam file system, e.g. ``gs://``) holding::
       "input_names": ["input_ids", "attention_mask", "token_type_ids"],   # all int64
       "output_name": "logits",                      # float32 [batch, len(labels)]
       "temperature": 1.0,                           # softmax temperature from calibration
+      "text_normalization": ["mentions", "links", ...],  # optional: social_text steps, applied
+                                                    # before tokenising (absent: none)
+      "languages": ["en"],                          # optional: what the model reads (absent: any)
       "tokenizer": {"file": "tokenizer.json", "size_bytes": 711396, "sha256": "..."},
       "precisions": {
         "fp32": {"file": "model_fp32.onnx", "size_bytes": 90000000, "sha256": "...",
@@ -59,6 +62,8 @@ from typing import Any
 
 from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
+
+from beam_pipeline.social_text import STEPS as NORMALIZATION_STEPS
 
 FORMAT_VERSION = 1
 MANIFEST_NAME = "bundle.json"
@@ -141,6 +146,19 @@ class Bundle:
         return float(self.manifest["temperature"])
 
     @property
+    def text_normalization(self) -> list[str]:
+        """Normalisation steps the model was trained with (`social_text.STEPS`; none when the
+        manifest has no ``text_normalization``)."""
+        return list(self.manifest.get("text_normalization") or [])
+
+    @property
+    def languages(self) -> list[str] | None:
+        """ISO 639-1 codes of the languages the model reads; None (no restriction) when the
+        manifest has no ``languages``."""
+        languages = self.manifest.get("languages")
+        return list(languages) if languages is not None else None
+
+    @property
     def model_version(self) -> str:
         """Identifies the exact model file that scores: its sha256 (first 16 hex digits)."""
         return self.model_sha256[:16]
@@ -202,6 +220,14 @@ def read_manifest(root: str) -> dict[str, Any]:
         raise BundleError(f"{manifest_path}: 'output_name' must be a name")
     if type(manifest["max_length"]) is not int or manifest["max_length"] < 2:
         raise BundleError(f"{manifest_path}: 'max_length' must be an integer of at least 2")
+    if "text_normalization" in manifest and not (
+            isinstance(manifest["text_normalization"], list)
+            and set(manifest["text_normalization"]) <= set(NORMALIZATION_STEPS)):
+        raise BundleError(f"{manifest_path}: 'text_normalization' must be a list of "
+                          f"{', '.join(NORMALIZATION_STEPS)}")
+    if "languages" in manifest and not _is_list_of_str(manifest["languages"]):
+        raise BundleError(f"{manifest_path}: 'languages' must be a non-empty list of ISO 639-1 "
+                          "codes")
     temperature = manifest["temperature"]
     if (type(temperature) not in (int, float) or not math.isfinite(temperature)
             or temperature <= 0):

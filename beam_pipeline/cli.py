@@ -12,6 +12,7 @@ runner that reads Pub/Sub); ``--runner DaskRunner`` is short for Beam's Dask run
 from __future__ import annotations
 
 import argparse
+import datetime
 import logging
 import os
 import sys
@@ -24,7 +25,14 @@ from apache_beam.options.pipeline_options import PipelineOptions, StandardOption
 
 from beam_pipeline.batch.pipeline import build_batch_pipeline
 from beam_pipeline.batch.planning import plan_batch_job
-from beam_pipeline.batch.summary import scored_rows_preview, summary
+from beam_pipeline.batch.summary import (
+    read_summary,
+    run_summary,
+    scored_rows_preview,
+    summary_lines,
+    write_report,
+    write_summary,
+)
 from beam_pipeline.batch.writing import dead_letter_counts
 from beam_pipeline.bundle import BundleError
 from beam_pipeline.errors import InputError
@@ -58,16 +66,24 @@ def parse_options(argv: Sequence[str]) -> PipelineOptions:
 
 
 def run_batch(options: PipelineOptions) -> int:
-    """Plans, builds and runs a batch job; prints its summary; returns the exit status."""
+    """Plans, builds and runs a batch job; writes its summary (and report); prints it; returns
+    the exit status."""
     scoring = options.view_as(ScoringOptions)
     job = plan_batch_job(scoring)
-    start = time.perf_counter()
+    if scoring.compare_to:
+        read_summary(scoring.compare_to)  # refused before the run when there is none
+    started_at, start = datetime.datetime.now(datetime.UTC), time.perf_counter()
     pipeline = beam.Pipeline(options=options)
     build_batch_pipeline(pipeline, job)
     result = pipeline.run()
     result.wait_until_finish()
-    reasons, unreadable = dead_letter_counts(job.dead_letter_prefix)
-    print(summary(job, result, time.perf_counter() - start, reasons, unreadable))
+    summary = run_summary(job, scoring, options.view_as(StandardOptions).runner, started_at,
+                          time.perf_counter() - start)
+    _, unreadable = dead_letter_counts(job.dead_letter_prefix)
+    print(summary_lines(job, summary, result, unreadable))
+    print(f"  summary       {write_summary(job.output_prefix, summary)}")
+    if not scoring.no_report:
+        print(f"  report        {write_report(job.output_prefix, summary, scoring.compare_to)}")
     if scoring.show_rows > 0:
         print(scored_rows_preview(job, scoring.show_rows))
     if unreadable and not scoring.skip_bad_files:

@@ -25,14 +25,24 @@ from apache_beam.metrics import Metrics
 from onnxruntime.capi import onnxruntime_pybind11_state as ort_state
 from tokenizers import Tokenizer
 
+from beam_pipeline import social_text
 from beam_pipeline.bundle import PRECISIONS, Bundle, BundleError, load_bundle, read_manifest
 from beam_pipeline.errors import first_line
-from beam_pipeline.vocabulary import METRICS_NAMESPACE, ONNX_BATCH_ROWS
+from beam_pipeline.language import LanguageGate
+from beam_pipeline.vocabulary import (
+    METRICS_NAMESPACE,
+    ONNX_BATCH_ROWS,
+    SCORED,
+    UNSUPPORTED_LANGUAGE,
+)
 
 LOGGER = logging.getLogger(__name__)
 DEVICES = ("auto", "cpu", "cuda")
 PRECISION_CHOICES = ("auto", *PRECISIONS)
-LONG_TEXT_MODES = ("truncate", "chunk")
+LONG_TEXT_MODES = ("truncate", "head_tail", "chunk")
+#: how the windows of a long text are combined with ``chunk``: weighted by their text tokens,
+#: by their confidence (max probability), or by length with the last window counted twice
+WINDOW_WEIGHTINGS = ("length", "confidence", "last")
 CUDA_PROVIDER = "CUDAExecutionProvider"
 NVIDIA_DEVICE_NODE = "/dev/nvidiactl"
 CPU_PROVIDER = "CPUExecutionProvider"
@@ -79,18 +89,86 @@ class InferenceFailure:
         return f"{self.error_type}: {self.first_line}"
 
 
+@dataclasses.dataclass(frozen=True)
+class RowResult:
+    """What scoring one text gave: ``status`` (`vocabulary.SCORED` with ``probabilities``, or
+    `vocabulary.UNSUPPORTED_LANGUAGE`, or SCORED with a ``failure`` where ONNX Runtime failed on
+    it), its language and the confidence of that guess, its duplicate ``fingerprint``, its
+    length in ``tokens`` and whether it was ``cut`` (longer than max_length: truncated or
+    scored as windows)."""
+
+    probabilities: Optional[np.ndarray]
+    failure: Optional[InferenceFailure]
+    status: str
+    language: Optional[str]
+    language_confidence: Optional[float]
+    fingerprint: str
+    tokens: Optional[int]
+    cut: bool
+
+
+def _head_and_tail(encoding: Any) -> Any:
+    """The first quarter and the last three quarters of the tokens that fit, for a text whose
+    encoding overflowed (Sun et al. 2019, "How to fine-tune BERT for text classification": head
+    plus tail beats either alone on long reviews); a text that fits is returned as it is."""
+    if not encoding.overflowing:
+        return encoding
+    pieces = (encoding, *encoding.overflowing)
+    content = [(token, type_id) for piece in pieces for token, type_id, special in
+               zip(piece.ids, piece.type_ids, piece.special_tokens_mask) if not special]
+    budget = encoding.special_tokens_mask.count(0)  # content tokens that fit in max_length
+    head = budget // 4
+    kept = content[:head] + content[len(content) - (budget - head):]
+    cls = encoding.ids[:1] if encoding.special_tokens_mask[0] else []
+    sep = encoding.ids[-1:] if encoding.special_tokens_mask[-1] else []
+    ids = cls + [token for token, _ in kept] + sep
+    type_ids = [0] * len(cls) + [type_id for _, type_id in kept] + [0] * len(sep)
+    return _Window(ids=ids, type_ids=type_ids, attention_mask=[1] * len(ids),
+                   special_tokens_mask=[1] * len(cls) + [0] * len(kept) + [1] * len(sep))
+
+
+@dataclasses.dataclass(frozen=True)
+class _Window:
+    """An encoding built from token ids (the fields `ScoringModel._feed` reads)."""
+
+    ids: list[int]
+    type_ids: list[int]
+    attention_mask: list[int]
+    special_tokens_mask: list[int]
+
+
+def window_weights(windows: Sequence[Any], owners: np.ndarray, probabilities: np.ndarray,
+                   weighting: str) -> np.ndarray:
+    """The weight of each window of a long text when its probabilities are averaged (see
+    `WINDOW_WEIGHTINGS`)."""
+    weights = np.array([max(1, window.special_tokens_mask.count(0)) for window in windows],
+                       np.float64)
+    if weighting == "confidence":
+        return np.nan_to_num(probabilities.max(axis=1).astype(np.float64), nan=1.0)
+    if weighting == "last":
+        last = np.r_[owners[1:] != owners[:-1], True]
+        weights[last] *= 2
+    return weights
+
+
 class ScoringModel:
     """A loaded bundle: ONNX Runtime session plus tokenizer; `predict` maps texts to
     probabilities. Only methods are used by the handler, so it also works behind Beam's
     multi-process sharing proxy."""
 
     def __init__(self, bundle: Bundle, session: ort.InferenceSession, device: str,
-                 max_batch_size: int, max_length: int, long_text: str):
+                 max_batch_size: int, max_length: int, long_text: str,
+                 window_weighting: str = "length",
+                 language_gate: Optional[LanguageGate] = None):
         self.bundle = bundle
         self.session = session
         self.device = device
         self.max_batch_size = max_batch_size
+        self.max_length = max_length
         self.long_text = long_text
+        self.window_weighting = window_weighting
+        self.normalization = social_text.parse_steps(bundle.text_normalization)
+        self.language_gate = language_gate or LanguageGate(bundle.languages)
         self.tokenizer = Tokenizer.from_str(bundle.read_tokenizer_json())
         padding = self.tokenizer.padding or {}
         self.pad_id = int(padding.get("pad_id", self.tokenizer.token_to_id("[PAD]") or 0))
@@ -138,22 +216,29 @@ class ScoringModel:
         self.session.run_with_iobinding(binding)
         return binding.copy_outputs_to_cpu()[0]
 
-    def _windows(self, texts: Sequence[str]) -> tuple[list[Any], np.ndarray]:
-        """Encodings to run, and for each the index of the text it belongs to."""
+    def _windows(self, texts: Sequence[str]) -> tuple[list[Any], np.ndarray, np.ndarray]:
+        """Encodings to run, for each the index of the text it belongs to, and each text's
+        length in tokens (special tokens included, before any truncation)."""
         encodings = self.tokenizer.encode_batch(list(texts))
+        lengths = np.array([len(encoding.ids) + sum(
+            overflow.special_tokens_mask.count(0) for overflow in encoding.overflowing)
+            for encoding in encodings])
         if self.long_text == "truncate":
-            return encodings, np.arange(len(encodings))
+            return encodings, np.arange(len(encodings)), lengths
+        if self.long_text == "head_tail":
+            return ([_head_and_tail(encoding) for encoding in encodings],
+                    np.arange(len(encodings)), lengths)
         windows, owners = [], []
         for index, encoding in enumerate(encodings):
             for window in (encoding, *encoding.overflowing):
                 windows.append(window)
                 owners.append(index)
-        return windows, np.asarray(owners)
+        return windows, np.asarray(owners), lengths
 
     def predict(self, texts: Sequence[str]) -> np.ndarray:
         """Probabilities (rows in the order of ``texts``, columns in label order); raises ONNX
         Runtime's error when any sub-batch fails (see `predict_rows`)."""
-        return self._predict(texts, failures=None)
+        return self._predict(self.normalize(texts), failures=None)[0]
 
     def predict_rows(self, texts: Sequence[str]) -> list[np.ndarray | InferenceFailure]:
         """One result per text, in order: its probabilities (as `predict` gives them), or an
@@ -161,21 +246,60 @@ class ScoringModel:
         halves, recursively, so only the rows that fail on their own are lost (a long text
         scored as windows fails when any of its windows does)."""
         failures: dict[int, InferenceFailure] = {}
-        probabilities = self._predict(texts, failures)
+        probabilities, _ = self._predict(self.normalize(texts), failures)
+        self._log_failures(failures, len(texts))
+        return [failures.get(index, row) for index, row in enumerate(probabilities)]
+
+    def normalize(self, texts: Sequence[str]) -> list[str]:
+        """The texts as the model reads them: the bundle's text normalisation applied."""
+        if not self.normalization:
+            return list(texts)
+        return [social_text.normalize(text, self.normalization) for text in texts]
+
+    def score_rows(self, texts: Sequence[str]) -> list[RowResult]:
+        """One `RowResult` per text, in order: its language, its fingerprint, its length in
+        tokens, and its probabilities, or why it was not scored (a language the model does not
+        read, see `language.LanguageGate`; an ONNX Runtime failure, see `predict_rows`). Each
+        distinct text (after normalisation) is scored once per call."""
+        normalized = self.normalize(texts)
+        languages = self.language_gate.identify(texts)
+        distinct: dict[str, int] = {}
+        for text, (_, _, supported) in zip(normalized, languages):
+            if supported:
+                distinct.setdefault(text, len(distinct))
+        failures: dict[int, InferenceFailure] = {}
+        probabilities, lengths = self._predict(list(distinct), failures)
+        self._log_failures(failures, len(distinct))
+        results = []
+        for raw, text, (language, confidence, supported) in zip(texts, normalized, languages):
+            index = distinct.get(text) if supported else None
+            results.append(RowResult(
+                probabilities=None if index is None or index in failures
+                else probabilities[index],
+                failure=failures.get(index) if index is not None else None,
+                status=SCORED if supported else UNSUPPORTED_LANGUAGE,
+                language=language, language_confidence=confidence,
+                fingerprint=social_text.fingerprint(raw),
+                tokens=int(lengths[index]) if index is not None else None,
+                cut=bool(index is not None and lengths[index] > self.max_length)))
+        return results
+
+    @staticmethod
+    def _log_failures(failures: dict[int, InferenceFailure], rows: int) -> None:
         if failures:
             distinct = sorted({str(failure) for failure in failures.values()})
             LOGGER.warning("ONNX Runtime failed on %d of %d rows (%d distinct errors; the "
-                           "dead letters hold each row's): %s", len(failures), len(texts),
+                           "dead letters hold each row's): %s", len(failures), rows,
                            len(distinct), distinct[0])
-        return [failures.get(index, row) for index, row in enumerate(probabilities)]
 
-    def _predict(self, texts: Sequence[str],
-                 failures: Optional[dict[int, InferenceFailure]]) -> np.ndarray:
-        """Probabilities of ``texts``. With ``failures`` given, failing rows are isolated (see
-        `predict_rows`): their failure is recorded by text index and their row holds NaN."""
+    def _predict(self, texts: Sequence[str], failures: Optional[dict[int, InferenceFailure]]
+                 ) -> tuple[np.ndarray, np.ndarray]:
+        """Probabilities of already normalised ``texts`` and their lengths in tokens. With
+        ``failures`` given, failing rows are isolated (see `predict_rows`): their failure is
+        recorded by text index and their row holds NaN."""
         if not texts:
-            return np.zeros((0, len(self.bundle.labels)), np.float32)
-        windows, owners = self._windows(texts)
+            return np.zeros((0, len(self.bundle.labels)), np.float32), np.zeros(0, np.int64)
+        windows, owners, lengths = self._windows(texts)
         order = np.argsort([len(window.ids) for window in windows], kind="stable")
         window_probs = np.full((len(windows), len(self.bundle.labels)), np.nan, np.float32)
         window_failures = None if failures is None else {}
@@ -186,12 +310,11 @@ class ScoringModel:
         for window, failure in (window_failures or {}).items():
             failures.setdefault(int(owners[window]), failure)
         if len(windows) == len(texts):
-            return window_probs
-        weights = np.array([max(1, window.special_tokens_mask.count(0)) for window in windows],
-                           np.float64)
+            return window_probs, lengths
+        weights = window_weights(windows, owners, window_probs, self.window_weighting)
         totals = np.zeros((len(texts), window_probs.shape[1]), np.float64)
         np.add.at(totals, owners, window_probs * weights[:, None])
-        return (totals / np.bincount(owners, weights)[:, None]).astype(np.float32)
+        return (totals / np.bincount(owners, weights)[:, None]).astype(np.float32), lengths
 
     def _score_windows(self, windows: Sequence[Any], rows: np.ndarray, out: np.ndarray,
                        failures: Optional[dict[int, InferenceFailure]]) -> None:
@@ -229,7 +352,8 @@ def nvidia_device_present() -> bool:
 def load_scoring_model(bundle_root: str, precision: str = "auto", device: str = "auto",
                        max_batch_size: int = 64, max_length: Optional[int] = None,
                        long_text: str = "truncate", intra_op_threads: int = 0,
-                       pinned_sha256: Optional[Mapping[str, str]] = None) -> ScoringModel:
+                       pinned_sha256: Optional[Mapping[str, str]] = None,
+                       window_weighting: str = "length") -> ScoringModel:
     """Validates the bundle, creates the session on the best allowed device, returns the model.
 
     Raises `BundleError` when the bundle is invalid or lacks an explicitly requested precision,
@@ -240,11 +364,14 @@ def load_scoring_model(bundle_root: str, precision: str = "auto", device: str = 
         raise ValueError(f"device must be one of {DEVICES}, not {device!r}")
     if long_text not in LONG_TEXT_MODES:
         raise ValueError(f"long_text must be one of {LONG_TEXT_MODES}, not {long_text!r}")
+    if window_weighting not in WINDOW_WEIGHTINGS:
+        raise ValueError(f"window_weighting must be one of {WINDOW_WEIGHTINGS}, "
+                         f"not {window_weighting!r}")
     available = read_manifest(bundle_root)["precisions"]
 
     def build(bundle: Bundle, session: ort.InferenceSession, used: str) -> ScoringModel:
         model = ScoringModel(bundle, session, used, max_batch_size,
-                             max_length or bundle.max_length, long_text)
+                             max_length or bundle.max_length, long_text, window_weighting)
         LOGGER.info("scoring with %s", model.describe())
         return model
 

@@ -27,7 +27,8 @@ class OnnxSentimentModelHandler(ModelHandler[str, PredictionResult, ScoringModel
     def __init__(self, bundle_root: str, *, precision: str = "auto", device: str = "auto",
                  max_batch_size: int = 64, max_length: Optional[int] = None,
                  long_text: str = "truncate", intra_op_threads: int = 0,
-                 pinned_sha256: Optional[Mapping[str, str]] = None, **batching_kwargs):
+                 pinned_sha256: Optional[Mapping[str, str]] = None,
+                 window_weighting: str = "length", **batching_kwargs):
         """``max_batch_size`` bounds both Beam's batches and the ONNX sub-batches;
         ``max_length`` defaults to the bundle's; ``pinned_sha256`` makes workers refuse bundle
         files other than the planned ones; ``batching_kwargs`` go to `ModelHandler`
@@ -37,7 +38,7 @@ class OnnxSentimentModelHandler(ModelHandler[str, PredictionResult, ScoringModel
         self._load_args = dict(bundle_root=bundle_root, precision=precision, device=device,
                                max_batch_size=max_batch_size, max_length=max_length,
                                long_text=long_text, intra_op_threads=intra_op_threads,
-                               pinned_sha256=pinned_sha256)
+                               pinned_sha256=pinned_sha256, window_weighting=window_weighting)
 
     @classmethod
     def from_plan(cls, options: Any, plan: Any, **kwargs):
@@ -47,7 +48,8 @@ class OnnxSentimentModelHandler(ModelHandler[str, PredictionResult, ScoringModel
         return cls(options.model, precision=options.precision, device=options.device,
                    max_batch_size=options.max_batch_size, max_length=plan.max_length,
                    long_text=options.long_text, intra_op_threads=options.ort_threads,
-                   pinned_sha256=plan.pinned_sha256, **kwargs)
+                   pinned_sha256=plan.pinned_sha256,
+                   window_weighting=options.window_weighting, **kwargs)
 
     def load_model(self) -> ScoringModel:
         """Creates the ONNX Runtime session (once per worker process, or once per worker when

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from apache_beam.options.pipeline_options import PipelineOptions
 
-from beam_pipeline.model import DEVICES, LONG_TEXT_MODES, PRECISION_CHOICES
+from beam_pipeline.model import DEVICES, LONG_TEXT_MODES, PRECISION_CHOICES, WINDOW_WEIGHTINGS
 
 PROG = "sentiment-score"
 DEFAULT_CHUNK_ROWS = 4096
@@ -46,8 +46,12 @@ class ScoringOptions(PipelineOptions):
         parser.add_argument("--max_length", default=None, type=_positive_int,
                             help="tokens per row or window (default: the bundle's max_length)")
         parser.add_argument("--long_text", default="truncate", choices=LONG_TEXT_MODES,
-                            help="truncate: first max_length tokens; chunk: average of "
-                                 "overlapping windows weighted by length")
+                            help="texts longer than max_length tokens: truncate (first tokens), "
+                                 "head_tail (first quarter and last three quarters), chunk "
+                                 "(overlapping windows, probabilities averaged)")
+        parser.add_argument("--window_weighting", default="length", choices=WINDOW_WEIGHTINGS,
+                            help="with --long_text chunk: weigh windows by their length, their "
+                                 "confidence, or length with the last window counted twice")
         parser.add_argument("--max_chars", default=None, type=_positive_int,
                             help="texts are cut to this many characters before tokenisation "
                                  "(default: 50 x max_length)")
@@ -62,5 +66,27 @@ class ScoringOptions(PipelineOptions):
                             help="rows read, scored and written together; one output file each")
         parser.add_argument("--show_rows", default=0, type=int,
                             help="after a batch run, print this many scored rows")
+        parser.add_argument("--key_column", default=None,
+                            help="batch: aggregate per value of this column into "
+                                 "OUTPUT-aggregates-*.parquet (with alerts)")
+        parser.add_argument("--time_column", default=None,
+                            help="batch: with --key_column, also per window of this time column "
+                                 "(timestamps or RFC 3339 strings)")
+        parser.add_argument("--window_seconds", default=None, type=float,
+                            help="length of the aggregate windows (event time); default 60 for "
+                                 "--streaming, 86400 (a day) for --time_column")
+        parser.add_argument("--negative_label", default=None,
+                            help="label whose share raises alerts (default: the bundle's "
+                                 "first label)")
+        parser.add_argument("--alert_negative_share", default=0.5, type=float,
+                            help="alert when a window's negative share (over distinct posts) "
+                                 "exceeds this")
+        parser.add_argument("--alert_min_posts", default=20, type=int,
+                            help="... and it holds at least this many distinct posts")
+        parser.add_argument("--no_report", action="store_true",
+                            help="batch: write OUTPUT-summary.json but not OUTPUT-report.html")
+        parser.add_argument("--compare_to", default=None,
+                            help="batch: output prefix of an earlier run; the report shows what "
+                                 "changed since")
         parser.add_argument("--ort_threads", default=0, type=int,
                             help="ONNX Runtime intra-op threads per worker (0: its default)")

@@ -11,7 +11,9 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+from beam_pipeline.aggregates import AlertRule
 from beam_pipeline.bundle import load_bundle, pinned_checksums, read_manifest
+from beam_pipeline.errors import InputError
 from beam_pipeline.model import choose_precision
 from beam_pipeline.validation import default_max_chars
 
@@ -37,3 +39,13 @@ def plan_model(options: Any) -> ModelPlan:
     return ModelPlan(manifest=manifest, labels=tuple(manifest["labels"]), max_length=max_length,
                      max_chars=options.max_chars or default_max_chars(max_length),
                      pinned_sha256=pinned_checksums(manifest))
+
+
+def plan_alert_rule(options: Any, labels: tuple[str, ...]) -> AlertRule:
+    """The alert rule the flags describe (raises `InputError` for a label the model lacks)."""
+    try:
+        return AlertRule(labels=labels, negative_label=options.negative_label or labels[0],
+                         threshold=options.alert_negative_share,
+                         min_posts=options.alert_min_posts)
+    except ValueError as error:
+        raise InputError(str(error)) from None

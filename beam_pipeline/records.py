@@ -6,9 +6,14 @@ names, types and order)::
     id             string     the --id_column value as text, else row_id(source, row_index);
                               an id column named ``id`` is itself the id (its type kept)
     <input columns>           passed through unchanged
+    status         string     ``scored``, or why valid input was left unscored
+                              (``unsupported_language``: the next three are then null)
     sentiment      string     label with the highest probability
     score          float32    that probability
     probabilities  struct     one float32 field per label, in the bundle's label order
+    language       string     ISO 639-1 code of the text's language (`language.LanguageGate`)
+    language_confidence float32  the identifier's probability for it
+    text_fingerprint string   shared by a post and its copies (`social_text.fingerprint`)
     model_version  string     sha256 prefix of the ONNX file that scored (Bundle.model_version)
     scored_at      timestamp[us, UTC]
 
@@ -23,15 +28,19 @@ from __future__ import annotations
 import datetime
 import hashlib
 from collections.abc import Sequence
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 import numpy as np
 import pyarrow as pa
 
 from beam_pipeline.errors import InputError
 
+if TYPE_CHECKING:
+    from beam_pipeline.model import RowResult
+
 ID = "id"
-ADDED_SCORED = ("sentiment", "score", "probabilities", "model_version", "scored_at")
+ADDED_SCORED = ("status", "sentiment", "score", "probabilities", "language",
+                "language_confidence", "text_fingerprint", "model_version", "scored_at")
 ADDED_DEAD_LETTER = ("reason", "stage", "error")
 TIMESTAMP = pa.timestamp("us", tz="UTC")
 
@@ -60,8 +69,12 @@ def scored_schema(input_schema: pa.Schema, labels: Sequence[str],
     """Arrow schema of scored records for input rows of ``input_schema``."""
     probabilities = pa.struct([pa.field(label, pa.float32()) for label in labels])
     return pa.schema([*_id_and_input_fields(input_schema, ADDED_SCORED, id_column),
+                      pa.field("status", pa.string()),
                       pa.field("sentiment", pa.string()), pa.field("score", pa.float32()),
                       pa.field("probabilities", probabilities),
+                      pa.field("language", pa.string()),
+                      pa.field("language_confidence", pa.float32()),
+                      pa.field("text_fingerprint", pa.string()),
                       pa.field("model_version", pa.string()), pa.field("scored_at", TIMESTAMP)])
 
 
@@ -77,15 +90,24 @@ def utc_now() -> datetime.datetime:
     return datetime.datetime.now(datetime.UTC)
 
 
-def scored_record(row: dict[str, Any], record_id: str, probabilities: np.ndarray,
+def scored_record(row: dict[str, Any], record_id: str, result: RowResult,
                   labels: Sequence[str], model_version: str,
                   scored_at: datetime.datetime) -> dict[str, Any]:
-    """The output record of one scored row (``probabilities`` in label order; a row's own
-    ``id`` column, allowed only as the id column, takes precedence over ``record_id``)."""
-    best = int(np.argmax(probabilities))
-    return {ID: record_id, **row, "sentiment": labels[best], "score": float(probabilities[best]),
-            "probabilities": {label: float(p) for label, p in zip(labels, probabilities)},
-            "model_version": model_version, "scored_at": scored_at}
+    """The output record of one row the model read (`model.RowResult`): scored, with
+    ``probabilities`` in label order, or left unscored with its ``status`` and ``sentiment``,
+    ``score`` and ``probabilities`` null. A row's own ``id`` column, allowed only as the id
+    column, takes precedence over ``record_id``."""
+    record = {ID: record_id, **row, "status": result.status, "sentiment": None, "score": None,
+              "probabilities": None, "language": result.language,
+              "language_confidence": result.language_confidence,
+              "text_fingerprint": result.fingerprint, "model_version": model_version,
+              "scored_at": scored_at}
+    if result.probabilities is not None:
+        probabilities = result.probabilities
+        best = int(np.argmax(probabilities))
+        record.update(sentiment=labels[best], score=float(probabilities[best]),
+                      probabilities={label: float(p) for label, p in zip(labels, probabilities)})
+    return record
 
 
 def dead_letter_record(row: dict[str, Any], record_id: str | None, reason: str, stage: str,

@@ -67,10 +67,11 @@ def clean_text(value: Any, max_chars: int) -> tuple[str | None, str | None]:
     return text, None
 
 
-def check_columns(source: str, columns: Iterable[str], text_column: str,
-                  id_column: str | None = None) -> None:
-    """Raises `InputError` naming ``source`` and its columns when a required column is absent."""
+def check_columns(source: str, columns: Iterable[str],
+                  required: dict[str, str | None]) -> None:
+    """Raises `InputError` naming ``source`` and its columns when a required column (``required``:
+    its role, such as text or id, -> its name; None: not asked for) is absent."""
     columns = list(columns)
-    for role, name in (("text", text_column), ("id", id_column)):
+    for role, name in required.items():
         if name is not None and name not in columns:
             raise InputError(f"{source}: no {role} column {name!r}; its columns are {columns}")

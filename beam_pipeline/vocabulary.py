@@ -1,6 +1,7 @@
 """The words records and metrics use, in one place: stages, dead-letter reasons, counter names.
 
-Every input row or message ends in exactly one outcome: scored, or dead-lettered with one of
+Every input row or message ends in exactly one outcome: scored; valid but left unscored with one
+of `UNSCORED_STATUSES` (in the scored output, ``sentiment`` null); or dead-lettered with one of
 `DEAD_LETTER_REASONS` at one of `STAGES`. Batch and streaming count them in one Beam metrics
 namespace, `METRICS_NAMESPACE`, under the same counter names.
 """
@@ -45,9 +46,15 @@ INFERENCE_ERROR = "inference_error"
 DEAD_LETTER_REASONS = tuple(dict.fromkeys(
     (*VALIDATION_REASONS, UNREADABLE_ROW_GROUP, *PARSE_REASONS, INFERENCE_ERROR)))
 
+# statuses of the rows in the scored output: scored, or valid input left unscored
+SCORED = "scored"
+UNSUPPORTED_LANGUAGE = "unsupported_language"
+UNSCORED_STATUSES = (UNSUPPORTED_LANGUAGE,)
+
 # counters (namespace METRICS_NAMESPACE)
 ROWS_READ = "rows_read"              # batch rows read, and streaming messages pulled
 ROWS_SCORED = "rows_scored"
+ROWS_UNSCORED = "rows_unscored"        # rows_unscored_<status> per status
 RECORDS_TOO_LATE = "records_too_late"
 # distributions
 CHUNK_ROWS = "chunk_rows"
@@ -57,3 +64,8 @@ ONNX_BATCH_ROWS = "onnx_batch_rows"
 def dead_lettered_counter(reason: str) -> str:
     """Name of the counter of rows dead-lettered for ``reason``."""
     return f"dead_lettered_{reason}"
+
+
+def unscored_counter(status: str) -> str:
+    """Name of the counter of rows left unscored with ``status``."""
+    return f"{ROWS_UNSCORED}_{status}"

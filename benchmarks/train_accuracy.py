@@ -37,6 +37,13 @@ TORCH_THREADS = "1"
 FINTWEETS_5EP = ["--labels", "bearish,bullish,neutral", "--epochs", "5", "--learning_rate", "8e-5",
                  "--batch_size", "32", "--max_length", "96", "--eval_steps", "150",
                  "--early_stopping_patience", "4"]
+#: The social model: general English tweets, three classes; one run per normalisation step (each
+#: step alone on top of none), and all of them (social), to keep what helps.
+TWEETS = ["--labels", "negative,neutral,positive", "--epochs", "2", "--learning_rate", "5e-5",
+          "--batch_size", "32", "--max_length", "96", "--languages", "en"]
+TWEET_NORMALISATIONS = {"tweets-none": "none", "tweets-links": "links,whitespace",
+                        "tweets-emoji": "emoji,whitespace", "tweets-repeats": "repeats,whitespace",
+                        "tweets-social": "social"}
 RUNS = {
     "sst2": (DATA / "sst2", "minilm-sst2",
              ["--labels", "negative,positive", "--max_train_samples", "20000", "--epochs", "1",
@@ -76,6 +83,9 @@ RUNS = {
     # class weights push the minority classes' recall well above their precision: without them
     "fintweets-5ep-unweighted": (DATA / "financial_tweets", "minilm-fintweets-5ep-unweighted",
                                  FINTWEETS_5EP, "macro_f1", 0.85),
+    # macro-recall is TweetEval's own metric; the issue sets no target for it
+    **{name: (DATA / "tweets", f"minilm-{name}", [*TWEETS, "--text_normalization", steps],
+              "macro_recall", None) for name, steps in TWEET_NORMALISATIONS.items()},
 }
 DEFAULT_RUNS = ("sst2", "fintweets")
 
@@ -106,11 +116,17 @@ def measured(name: str, models_dir: Path, command: list[str]) -> dict:
         "steps": report["training"]["global_step"], "best_step": report["training"]["best_step"],
         "baseline_accuracy": baseline["accuracy"], "baseline_macro_f1": baseline["macro_f1"],
         "accuracy": final["accuracy"], "macro_f1": final["macro_f1"],
+        "macro_recall": final["macro_recall"],
         "ece_before": report["calibration"]["ece_before"],
         "ece_after": report["calibration"]["ece_after"],
         "temperature": report["calibration"]["temperature"],
-        "target_metric": metric, "target": target, "target_met": final[metric] >= target,
+        "target_metric": metric, "target": target,
+        "target_met": None if target is None else final[metric] >= target,
     }
+
+
+def _metric(value: float | None) -> str:
+    return "not recorded" if value is None else f"{value:.4f}"
 
 
 def markdown(results: dict) -> str:
@@ -123,16 +139,19 @@ def markdown(results: dict) -> str:
              f"{results['wall_s_all_runs']} s", "",
              "| run | train rows | val rows | steps | train time (s) | samples/s | "
              "val accuracy (untrained → fine-tuned) | val macro-F1 (untrained → fine-tuned) | "
-             "ECE before → after temperature | temperature | target | met |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "val macro-recall | ECE before → after temperature | temperature | target | met |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for name, run in results["runs"].items():
         lines.append(
             f"| {name} | {run['train_rows']} | {run['validation_rows']} | {run['steps']} | "
             f"{run['train_time_s']} | {run['samples_per_second']} | "
             f"{run['baseline_accuracy']:.4f} → {run['accuracy']:.4f} | "
             f"{run['baseline_macro_f1']:.4f} → {run['macro_f1']:.4f} | "
+            f"{_metric(run.get('macro_recall'))} | "
             f"{run['ece_before']:.4f} → {run['ece_after']:.4f} | {run['temperature']:.3f} | "
-            f"{run['target_metric']} ≥ {run['target']} | {'yes' if run['target_met'] else 'NO'} |")
+            + (f"{run['target_metric']} ≥ {run['target']} | "
+               f"{'yes' if run['target_met'] else 'NO'} |" if run["target"] is not None
+               else "none | n/a |"))
     for note in results.get("notes", []):
         lines += ["", note]
     lines += ["", "Per run: the benchmark command that ran it, when it finished, and the "

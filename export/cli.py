@@ -25,7 +25,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--precisions", default=",".join(PRECISIONS),
                         help="comma-separated subset of %(default)s")
     parser.add_argument("--optimization_level", default="O2", choices=OPTIMIZATION_LEVELS,
-                        help="ONNX Runtime graph optimisation level for fp32/fp16 (default %(default)s)")
+                        help="ONNX Runtime graph optimisation level for fp32/fp16 "
+                             "(default %(default)s)")
     parser.add_argument("--eval_dataset",
                         help="labelled source (hub id, csv/tsv/parquet/jsonl file or folder) whose "
                         "validation rows the parity check uses; default: 256 built-in sentences")

@@ -4,12 +4,14 @@ Steps, each reported through ``progress``:
 
 1. check the model folder (safetensors only; pickled ``pytorch_model.bin`` is refused) and load it;
 2. export to ONNX with Optimum (task text-classification, dynamic batch and sequence axes);
-3. ``fp32``: Optimum's `ORTOptimizer` at ``optimization_level`` (BERT attention/LayerNorm/GELU fusions);
+3. ``fp32``: Optimum's `ORTOptimizer` at ``optimization_level`` (BERT attention, LayerNorm and
+   GELU fusions);
 4. ``int8``: Optimum's `ORTQuantizer`, dynamic quantization configured for this CPU's instruction
    set, applied to the plain exported graph (ONNX Runtime's quantizer cannot type the fused
    contrib ops of the optimised graph), the first GELU-fed MatMul kept in float32
    (`first_gelu_projection`);
-5. ``fp16``: the same optimisation for CUDA plus float16 conversion, inputs/outputs kept int64/float32;
+5. ``fp16``: the same optimisation for CUDA plus float16 conversion, inputs/outputs kept
+   int64/float32;
 6. parity of every precision against PyTorch (`export.parity`), on the validation rows of
    ``eval_dataset`` or on the built-in probe sentences;
 7. the bundle: ``model_<precision>.onnx``, ``tokenizer.json``, and ``bundle.json`` written last.
@@ -24,7 +26,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Sequence
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -33,8 +35,15 @@ import numpy as np
 from apache_beam.io.filesystems import FileSystems
 from safetensors import SafetensorError
 
-from beam_pipeline.bundle import (FORMAT_VERSION, MANIFEST_NAME, PRECISIONS, TOKENIZER_NAME,
-                                  file_entry)
+from beam_pipeline.bundle import (
+    FORMAT_VERSION,
+    MANIFEST_NAME,
+    PRECISIONS,
+    TOKENIZER_NAME,
+    file_entry,
+)
+from beam_pipeline.errors import first_line
+from beam_pipeline.social_text import normalize
 from export import parity
 from export.probes import probe_sentences
 from training.trainer import pickled_weights_problem
@@ -47,10 +56,6 @@ VERSIONED_PACKAGES = ("optimum", "optimum-onnx", "onnx", "transformers", "torch"
 
 class ExportError(ValueError):
     """The model folder, the options or the parity check do not allow a bundle to be written."""
-
-
-def _first_line(error: BaseException) -> str:
-    return (str(error).strip().splitlines() or [type(error).__name__])[0]
 
 
 def _print_progress(message: str) -> None:
@@ -164,7 +169,8 @@ def package_versions() -> dict[str, str]:
 
 def _prepare_output(output_dir: str) -> None:
     """Empties a folder that holds only bundle files (an earlier export); refuses anything else."""
-    members = {MANIFEST_NAME, TOKENIZER_NAME, *(f"model_{precision}.onnx" for precision in PRECISIONS)}
+    members = {MANIFEST_NAME, TOKENIZER_NAME,
+               *(f"model_{precision}.onnx" for precision in PRECISIONS)}
     existing = [item.path for item in
                 FileSystems.match([FileSystems.join(output_dir, "*")])[0].metadata_list]
     foreign = sorted(path for path in existing if posixpath.basename(path) not in members)
@@ -218,7 +224,8 @@ def export_bundle(model_dir: str | Path, output_dir: str | Path,
         config = AutoConfig.from_pretrained(model_dir)
         tokenizer = AutoTokenizer.from_pretrained(model_dir)
     except (OSError, ValueError) as error:
-        raise ExportError(f"{model_dir}: cannot load config/tokenizer: {_first_line(error)}") from None
+        raise ExportError(f"{model_dir}: cannot load config/tokenizer: "
+                          f"{first_line(error)}") from None
     labels = label_names(config)
     position_limit = getattr(config, "max_position_embeddings", max_length)
     if not 2 <= max_length <= position_limit:
@@ -227,14 +234,17 @@ def export_bundle(model_dir: str | Path, output_dir: str | Path,
     if not tokenizer.is_fast:
         raise ExportError(f"{model_dir}: no fast tokenizer (tokenizer.json) can be built; the "
                           "pipeline scores with the `tokenizers` library")
+    normalization = list(getattr(config, "text_normalization", None) or [])
+    languages = getattr(config, "languages", None)
     texts, eval_labels, rows_description = evaluation_rows(eval_dataset, labels, eval_text_column,
                                                            eval_label_column)
+    texts = [normalize(text, normalization) for text in texts]  # as the scoring model reads them
     progress(f"loading {model_dir} ({len(labels)} labels: {', '.join(labels)})")
     try:
         model = AutoModelForSequenceClassification.from_pretrained(model_dir,
                                                                    use_safetensors=True).eval()
     except (OSError, ValueError, SafetensorError) as error:
-        raise ExportError(f"{model_dir}: cannot load the model: {_first_line(error)}") from None
+        raise ExportError(f"{model_dir}: cannot load the model: {first_line(error)}") from None
 
     with tempfile.TemporaryDirectory(prefix="sentiment-export-") as work:
         work_dir = Path(work)
@@ -257,13 +267,15 @@ def export_bundle(model_dir: str | Path, output_dir: str | Path,
         _prepare_output(output_dir)
         manifest = {
             "format_version": FORMAT_VERSION,
-            "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
             "base_model": report.get("base_model") or config.name_or_path or str(model_dir),
             "labels": labels,
             "max_length": max_length,
             "input_names": list(next(iter(files.values()))[1]),
             "output_name": OUTPUT_NAME,
             "temperature": temperature,
+            "text_normalization": normalization,
+            **({"languages": list(languages)} if languages else {}),
             "tokenizer": _publish(tokenizer_path, output_dir, TOKENIZER_NAME),
             "precisions": {
                 precision: {**_publish(path, output_dir, f"model_{precision}.onnx"),
@@ -271,7 +283,8 @@ def export_bundle(model_dir: str | Path, output_dir: str | Path,
                 for precision, (path, _) in files.items()},
             "metrics": {"training": report.get("final_metrics", {}), "eval": eval_metrics},
             "export": {"optimization_level": optimization_level,
-                       "int8_quantization": quantization and f"dynamic, {quantization}, per-channel",
+                       "int8_quantization": (quantization
+                                             and f"dynamic, {quantization}, per-channel"),
                        "int8_float_nodes": float_nodes,
                        "wall_time_s": round(time.perf_counter() - started, 2)},
             "versions": package_versions(),
@@ -372,7 +385,7 @@ def _build_onnx_files(model: Any, work_dir: Path, precisions: list[str], optimiz
                 path = optimize_onnx(exported, work_dir / precision, optimization_level, fp16=fp16)
         except (NotImplementedError, ValueError, RuntimeError) as error:
             raise ExportError(f"{precision}: ONNX Runtime/Optimum could not build it: "
-                              f"{_first_line(error)}") from None
+                              f"{first_line(error)}") from None
         action = (f"quantised to int8 (dynamic, {quantization}; kept in float32: "
                   f"{', '.join(float_nodes) or 'nothing'})" if precision == "int8" else
                   f"optimised ({optimization_level}{', for CUDA, float16' if fp16 else ''})")
@@ -387,7 +400,8 @@ def _build_onnx_files(model: Any, work_dir: Path, precisions: list[str], optimiz
 def _check_parity(model: Any, files: dict[str, tuple[Path, list[str]]], tokenizer_path: Path,
                   texts: list[str], labels: np.ndarray | None, rows_description: str,
                   progress: Callable[[str], None]) -> tuple[dict[str, dict], dict[str, Any]]:
-    """Parity result per precision, and eval-set metrics (PyTorch and each precision) with labels."""
+    """Parity result per precision, and eval-set metrics (PyTorch and each precision) with
+    labels."""
     from tokenizers import Tokenizer
 
     tokenizer = Tokenizer.from_file(str(tokenizer_path))
@@ -408,7 +422,8 @@ def _check_parity(model: Any, files: dict[str, tuple[Path, list[str]]], tokenize
         if labels is not None:
             eval_metrics[precision] = parity.label_metrics(probabilities.argmax(axis=1), labels)
         outcome = "ok" if checks[precision]["passed"] else "FAILED"
-        progress(f"{precision}: parity {outcome} (max |Δprob| {checks[precision]['max_abs_prob_diff']:.2e}, "
+        progress(f"{precision}: parity {outcome} (max |Δprob| "
+                 f"{checks[precision]['max_abs_prob_diff']:.2e}, "
                  f"label agreement {checks[precision]['label_agreement']:.4f}) on "
                  f"{checks[precision]['provider']}")
     return checks, eval_metrics

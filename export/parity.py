@@ -20,19 +20,14 @@ import torch
 from sklearn.metrics import accuracy_score, f1_score
 from tokenizers import Tokenizer
 
+from beam_pipeline.model import softmax
+
 MAX_PROB_DIFF = {"fp32": 1e-4, "fp16": 1e-2}
 MIN_INT8_LABEL_AGREEMENT = 0.99
 MAX_INT8_ACCURACY_DROP = 0.005
 BATCH_SIZE = 32
 CPU = "CPUExecutionProvider"
 CUDA = "CUDAExecutionProvider"
-
-
-def softmax(logits: np.ndarray) -> np.ndarray:
-    """Row-wise softmax in float64 (numerically stable)."""
-    shifted = logits.astype(np.float64) - logits.max(axis=1, keepdims=True)
-    exp = np.exp(shifted)
-    return exp / exp.sum(axis=1, keepdims=True)
 
 
 def encode_batches(tokenizer: Tokenizer, texts: Sequence[str],
@@ -65,7 +60,8 @@ def quiet_onnxruntime() -> Iterator[None]:
 
 
 def open_session(model_path: str, precision: str) -> onnxruntime.InferenceSession:
-    """A session for checking ``precision``: fp16 on CUDA when it really runs there, else the CPU."""
+    """A session for checking ``precision``: fp16 on CUDA when it really runs there, else the
+    CPU."""
     providers = [CPU]
     if precision == "fp16" and CUDA in onnxruntime.get_available_providers():
         providers = [CUDA, CPU]

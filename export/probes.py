@@ -50,7 +50,8 @@ def probe_sentences() -> list[str]:
     """At least 256 distinct probe texts of varied length (deterministic order)."""
     probes = list(SENTENCES)
     count = len(SENTENCES)
-    pairs = ((first, (first + offset) % count) for offset in range(1, count) for first in range(count))
+    pairs = ((first, (first + offset) % count)
+             for offset in range(1, count) for first in range(count))
     for index, (first, second) in enumerate(pairs):
         if len(probes) >= MINIMUM_PROBES - LONG_TEXT_COUNT:
             break

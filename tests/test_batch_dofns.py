@@ -18,7 +18,8 @@ from beam_pipeline.batch.planning import BatchJob, RowGroup, list_row_groups
 from beam_pipeline.batch.reading import Chunk, ReadChunks
 from beam_pipeline.batch.scoring import ChunkModelHandler, ToChunkRecords, as_inference_batch
 from beam_pipeline.batch.writing import WriteParquetFiles, part_path
-from beam_pipeline.model import InferenceFailure
+from beam_pipeline.model import InferenceFailure, RowResult
+from beam_pipeline.planning import ModelPlan
 from beam_pipeline.records import row_id, scored_schema
 from beam_pipeline.vocabulary import (
     EMPTY_TEXT,
@@ -26,16 +27,20 @@ from beam_pipeline.vocabulary import (
     INFERENCE_STAGE,
     MISSING_ID,
     NULL_TEXT,
+    SCORED,
+    UNSUPPORTED_LANGUAGE,
     VALIDATION_STAGE,
 )
 
 LABELS = ("negative", "positive")
 FAILING = "FAIL"  # the fake model fails on texts holding this
+FRENCH = "bonjour"  # ... and leaves these unscored
 
 
 class FakeScoringModel:
     """`model.ScoringModel`'s interface: the positive probability is a function of the text's
-    length; a text holding `FAILING` fails as ONNX Runtime would."""
+    length; a text holding `FAILING` fails as ONNX Runtime would; one holding `FRENCH` is in a
+    language the model does not read."""
 
     def version(self) -> str:
         return "fake-model-v1"
@@ -45,9 +50,18 @@ class FakeScoringModel:
         positive = (len(text) % 10) / 10
         return np.array([1 - positive, positive], np.float32)
 
-    def predict_rows(self, texts):
-        return [InferenceFailure("Fail", "fake failure") if FAILING in text
-                else self.probabilities(text) for text in texts]
+    def score_rows(self, texts):
+        return [self.result(text) for text in texts]
+
+    def result(self, text: str) -> RowResult:
+        unsupported = FRENCH in text
+        failure = InferenceFailure("Fail", "fake failure") if FAILING in text else None
+        return RowResult(
+            probabilities=None if failure or unsupported else self.probabilities(text),
+            failure=failure, status=UNSUPPORTED_LANGUAGE if unsupported else SCORED,
+            language="fr" if unsupported else "en", language_confidence=0.99,
+            fingerprint=f"fp-{text}", tokens=None if unsupported else len(text.split()) + 2,
+            cut=False)
 
 
 class FakeModelHandler(ModelHandler):
@@ -75,7 +89,9 @@ def batch_job(path: Path, chunk_rows: int, id_column: str | None = None) -> Batc
                     output_prefix=str(path.parent / "out"),
                     dead_letter_prefix=str(path.parent / "out-dead-letter"), text_column="text",
                     id_column=id_column, max_chars=50, chunk_rows=chunk_rows,
-                    handler=FakeModelHandler())
+                    handler=FakeModelHandler(),
+                    model=ModelPlan(manifest={}, labels=LABELS, max_length=32, max_chars=50,
+                                    pinned_sha256={}))
 
 
 def chunk_summary(chunk: Chunk) -> tuple:
@@ -112,44 +128,57 @@ def test_read_chunks_dead_letters_rows_without_an_id(tmp_path):
 
 
 def test_a_chunk_is_one_inference_batch_and_failures_stay_per_row():
-    chunk = Chunk("c-00000", rows=[{"text": t} for t in ("abc", "a FAIL b", "abcdefg")],
-                  ids=["1", "2", "3"], texts=["abc", "a FAIL b", "abcdefg"])
+    chunk = Chunk("c-00000", "dump.parquet", rows=[{"text": t} for t in ("abc", "a FAIL b")],
+                  ids=["1", "2"], texts=["abc", "a FAIL b"])
     with test_pipeline.TestPipeline() as pipeline:
         results = (pipeline | beam.Create([chunk]) | beam.Map(as_inference_batch)
                    | RunInference(ChunkModelHandler(FakeModelHandler()).with_no_batching()))
 
         def outcome(result: PredictionResult):
             return (result.example.name, result.model_id,
-                    [str(item) if isinstance(item, InferenceFailure) else round(float(item[1]), 3)
+                    [str(item.failure) if item.failure else round(float(item.probabilities[1]), 3)
                      for item in result.inference])
 
         assert_that(results | beam.Map(outcome), equal_to([
-            ("c-00000", "fake-model-v1", [0.3, "Fail: fake failure", 0.7])]))
+            ("c-00000", "fake-model-v1", [0.3, "Fail: fake failure"])]))
 
 
 def test_to_chunk_records_keeps_read_dead_letters_and_adds_inference_failures():
     earlier = {"id": "0", "text": None, "reason": NULL_TEXT, "stage": VALIDATION_STAGE}
-    chunk = Chunk("c-00001", rows=[{"text": "abcd"}, {"text": "FAIL"}], ids=["1", "2"],
-                  texts=["abcd", "FAIL"], dead_letters=[earlier])
-    result = PredictionResult(chunk, FakeScoringModel().predict_rows(chunk.texts), "v9")
+    texts = ["abcd", "FAIL", "bonjour"]
+    chunk = Chunk("c-00001", "dump.parquet", rows=[{"text": text} for text in texts],
+                  ids=["1", "2", "3"], texts=texts, dead_letters=[earlier])
+    result = PredictionResult(chunk, FakeScoringModel().score_rows(chunk.texts), "v9")
     records = list(ToChunkRecords(LABELS).process(result))
     assert len(records) == 1 and records[0].name == "c-00001"
-    [scored] = records[0].scored
+    scored, unscored = records[0].scored
     assert scored["id"] == "1" and scored["text"] == "abcd" and scored["model_version"] == "v9"
+    assert scored["status"] == SCORED and scored["language"] == "en"
     assert scored["sentiment"] == "negative" and scored["score"] == pytest.approx(0.6)
     assert scored["probabilities"] == pytest.approx({"negative": 0.6, "positive": 0.4})
+    assert scored["text_fingerprint"] == "fp-abcd"
+    assert (unscored["id"], unscored["status"], unscored["language"]) == (
+        "3", UNSUPPORTED_LANGUAGE, "fr")
+    assert unscored["sentiment"] is unscored["score"] is unscored["probabilities"] is None
     assert records[0].dead_letters == [earlier, {
         "id": "2", "text": "FAIL", "reason": INFERENCE_ERROR, "stage": INFERENCE_STAGE,
         "error": "Fail: fake failure"}]
+    stats = records[0].stats
+    assert stats["file"] == "dump.parquet" and stats["rows_read"] == 4
+    assert stats["statuses"] == {SCORED: 1, UNSUPPORTED_LANGUAGE: 1}
+    assert stats["dead_letter_reasons"] == {NULL_TEXT: 1, INFERENCE_ERROR: 1}
+    assert stats["sentiment"] == {"negative": 1} and sum(stats["confidence_counts"]) == 1
+    assert stats["languages"] == {"en": 1, "fr": 1} and sum(stats["token_counts"]) == 1
 
 
 def test_write_parquet_files_writes_one_whole_file_per_chunk_and_a_retry_replaces_it(tmp_path):
     schema = scored_schema(pa.schema([pa.field("text", pa.string())]), LABELS)
     prefix = str(tmp_path / "scored")
     first = FakeScoringModel.probabilities("ab")
-    record = {"id": "1", "text": "ab", "sentiment": "negative", "score": float(first[0]),
-              "probabilities": dict(zip(LABELS, map(float, first))), "model_version": "v",
-              "scored_at": None}
+    record = {"id": "1", "text": "ab", "status": SCORED, "sentiment": "negative",
+              "score": float(first[0]), "probabilities": dict(zip(LABELS, map(float, first))),
+              "language": "en", "language_confidence": 0.9, "text_fingerprint": "f",
+              "model_version": "v", "scored_at": None}
     for attempt in range(2):  # the second run stands for a retried chunk
         written = list(WriteParquetFiles(prefix, schema).process(
             ("c-00000", [{**record, "text": f"ab{attempt}"}])))

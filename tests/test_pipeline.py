@@ -46,8 +46,10 @@ def test_end_to_end_schema_pass_through_ids_probabilities_and_counts(tiny_bundle
     assert run.scored.schema == pa.schema([
         ("id", pa.string()), ("text", pa.string()), ("stars", pa.int32()),
         ("created", pa.timestamp("ms", tz="UTC")), ("tags", pa.list_(pa.string())),
-        ("sentiment", pa.string()), ("score", pa.float32()),
+        ("status", pa.string()), ("sentiment", pa.string()), ("score", pa.float32()),
         ("probabilities", pa.struct([("negative", pa.float32()), ("positive", pa.float32())])),
+        ("language", pa.string()), ("language_confidence", pa.float32()),
+        ("text_fingerprint", pa.string()),
         ("model_version", pa.string()), ("scored_at", pa.timestamp("us", tz="UTC"))])
     good = {expected_id(path, i): row for i, row in enumerate(rows) if row["text"] in GOOD_TEXTS}
     scored = by_id(run.scored)

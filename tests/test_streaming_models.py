@@ -49,8 +49,9 @@ def test_a_new_bundle_scores_after_the_interval_and_bad_ones_are_refused(
     assert model.score(TEXTS)[0] == first_version  # not looked yet
     clock.now = 5.0
     with caplog.at_level(logging.INFO, logger="beam_pipeline.streaming.model_watch"):
-        version, probabilities = model.score(TEXTS)
+        version, results = model.score(TEXTS)
     assert version == new_model.version()
+    probabilities = np.stack([result.probabilities for result in results])
     # the same texts through the same file in another session: float32 rounding at most
     np.testing.assert_allclose(probabilities, new_model.predict(TEXTS), rtol=0, atol=1e-5)
     assert f"now scoring with bundle {new_bundle}" in caplog.text

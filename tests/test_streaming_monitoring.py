@@ -1,5 +1,6 @@
 """Monitoring on TestStream (BundleBasedDirectRunner): exact aggregates per window and pane,
-late firings, records too late, alerts, fixed and sliding windows."""
+late firings, records too late, alerts, fixed and sliding windows, copies counted once and
+unsupported languages left out of the shares."""
 from __future__ import annotations
 
 import datetime
@@ -12,18 +13,28 @@ from apache_beam.testing import test_stream
 from apache_beam.testing.util import assert_that, equal_to
 from apache_beam.utils.timestamp import Timestamp
 
+from beam_pipeline.aggregates import AlertRule, record_key
+from beam_pipeline.model import RowResult
 from beam_pipeline.records import scored_record
-from beam_pipeline.streaming.monitoring import MonitorConfig, MonitorSentiment, monitor_key
+from beam_pipeline.streaming.monitoring import MonitorConfig, MonitorSentiment
+from beam_pipeline.vocabulary import SCORED, UNSUPPORTED_LANGUAGE
 
 LABELS = ("negative", "positive")
 PROBABILITIES = {"negative": [0.75, 0.25], "positive": [0.25, 0.75]}
 EPOCH = datetime.datetime(2026, 11, 23, 13, 0, tzinfo=datetime.UTC)
 
 
-def record(record_id: str, sentiment: str, brand: str | None = None) -> dict:
-    row = {"text": "t", "attributes": {"brand": brand} if brand else {}}
-    return scored_record(row, record_id, np.array(PROBABILITIES[sentiment]), LABELS,
-                         "v1", EPOCH)
+def record(record_id: str, sentiment: str | None, brand: str | None = None,
+           text: str | None = None) -> dict:
+    """A scored record (``sentiment`` None: a French post left unscored); its fingerprint is
+    its text's, by default unique to the record."""
+    row = {"text": text or record_id, "attributes": {"brand": brand} if brand else {}}
+    result = RowResult(
+        probabilities=None if sentiment is None else np.array(PROBABILITIES[sentiment]),
+        failure=None, status=SCORED if sentiment else UNSUPPORTED_LANGUAGE,
+        language="en" if sentiment else "fr", language_confidence=0.99,
+        fingerprint=f"fp-{row['text']}", tokens=3, cut=False)
+    return scored_record(row, record_id, result, LABELS, "v1", EPOCH)
 
 
 def at(seconds: float, value):
@@ -34,14 +45,19 @@ def iso(seconds: float) -> str:
     return Timestamp(seconds).to_rfc3339()
 
 
-def aggregate(key, start, end, sentiments, pane_index, timing):
+def aggregate(key, start, end, sentiments, pane_index, timing, reach=None, unsupported=0):
+    """The expected aggregate of distinct posts with these ``sentiments``."""
     count = len(sentiments)
     sums = [sum(PROBABILITIES[s][i] for s in sentiments) for i in range(len(LABELS))]
     negatives = sentiments.count("negative")
+    reach = count if reach is None else reach
+    languages = {"en": reach} | ({"fr": unsupported} if unsupported else {})
     return {"type": "aggregate", "key": key, "window_start": iso(start), "window_end": iso(end),
-            "count": count, "counts": {label: sentiments.count(label) for label in LABELS},
+            "posts": count, "reach": reach,
+            "counts": {label: sentiments.count(label) for label in LABELS},
             "mean_probabilities": {label: sums[i] / count for i, label in enumerate(LABELS)},
-            "negative_share": negatives / count, "pane_index": pane_index, "timing": timing}
+            "negative_share": negatives / count, "languages": languages,
+            "unsupported_language": unsupported, "pane_index": pane_index, "timing": timing}
 
 
 def run_monitoring(stream, config):
@@ -54,9 +70,8 @@ def run_monitoring(stream, config):
 
 
 def test_fixed_windows_on_time_late_and_too_late_panes_and_alerts():
-    config = MonitorConfig(labels=LABELS, negative_label="negative", key_name="brand",
-                           window_seconds=10, allowed_lateness_seconds=5,
-                           alert_negative_share=0.5, alert_min_count=3)
+    config = MonitorConfig(AlertRule(LABELS, "negative", threshold=0.5, min_posts=3),
+                           key_name="brand", window_seconds=10, allowed_lateness_seconds=5)
     stream = (test_stream.TestStream()
               .advance_watermark_to(Timestamp(0))
               .add_elements([at(1, record("a1", "negative", "acme")),
@@ -76,7 +91,7 @@ def test_fixed_windows_on_time_late_and_too_late_panes_and_alerts():
         aggregate("acme", 10, 20, ["positive"], 0, "ON_TIME"),
     ]
     acme_on_time, acme_late = expected_aggregates[0], expected_aggregates[2]
-    expected_alerts = [{**pane, "type": "alert", "threshold": 0.5, "min_count": 3}
+    expected_alerts = [{**pane, "type": "alert", "threshold": 0.5, "min_posts": 3}
                        for pane in (acme_on_time, acme_late)]
     for outputs in run_monitoring(stream, config):
         assert_that(outputs["aggregates"], equal_to(expected_aggregates), label="aggregates")
@@ -87,9 +102,8 @@ def test_fixed_windows_on_time_late_and_too_late_panes_and_alerts():
 
 
 def test_sliding_windows_put_each_record_in_every_window_it_belongs_to():
-    config = MonitorConfig(labels=LABELS, negative_label="negative", window_seconds=10,
-                           window_period_seconds=5, allowed_lateness_seconds=0,
-                           alert_negative_share=0.9, alert_min_count=1)
+    config = MonitorConfig(AlertRule(LABELS, "negative", threshold=0.9, min_posts=1),
+                           window_seconds=10, window_period_seconds=5, allowed_lateness_seconds=0)
     stream = (test_stream.TestStream()
               .advance_watermark_to(Timestamp(0))
               .add_elements([at(1, record("x1", "negative")), at(7, record("x2", "positive"))])
@@ -104,19 +118,41 @@ def test_sliding_windows_put_each_record_in_every_window_it_belongs_to():
                     equal_to([iso(-5)]), label="alerts")
 
 
-def test_monitor_key_prefers_attribute_then_field_then_all():
-    assert monitor_key({"attributes": {"brand": "a"}, "brand": "b"}, "brand") == "a"
-    assert monitor_key({"attributes": {}, "brand": "b"}, "brand") == "b"
-    assert monitor_key({"attributes": {}}, "brand") == "all"
-    assert monitor_key({"attributes": {"brand": "a"}}, None) == "all"
+def test_a_retweet_storm_counts_once_and_unsupported_posts_stay_out_of_the_shares():
+    """One negative post copied 30 times, two positive posts and a French post: the share is
+    over 3 distinct posts (1/3, no alert at 0.5), reach counts every copy."""
+    config = MonitorConfig(AlertRule(LABELS, "negative", threshold=0.5, min_posts=3),
+                           key_name="brand", window_seconds=10, allowed_lateness_seconds=0)
+    storm = [at(1, record(f"rt{i}", "negative", "acme", text="awful airline")) for i in range(30)]
+    stream = (test_stream.TestStream()
+              .advance_watermark_to(Timestamp(0))
+              .add_elements([*storm, at(2, record("p1", "positive", "acme")),
+                             at(3, record("p2", "positive", "acme")),
+                             at(4, record("fr1", None, "acme"))])
+              .advance_watermark_to_infinity())
+    for outputs in run_monitoring(stream, config):
+        assert_that(outputs["aggregates"], equal_to([aggregate(
+            "acme", 0, 10, ["negative", "positive", "positive"], 0, "ON_TIME", reach=32,
+            unsupported=1)]), label="aggregates")
+        assert_that(outputs["alerts"], equal_to([]), label="alerts")
+
+
+def test_record_key_prefers_attribute_then_field_then_all():
+    assert record_key({"attributes": {"brand": "a"}, "brand": "b"}, "brand") == "a"
+    assert record_key({"attributes": {}, "brand": "b"}, "brand") == "b"
+    assert record_key({"attributes": {}}, "brand") == "all"
+    assert record_key({"attributes": {"brand": "a"}}, None) == "all"
 
 
 @pytest.mark.parametrize("changes, message", [
     ({"negative_label": "bearish"}, "not one of the model's labels"),
-    ({"window_period_seconds": 90}, "window_period_seconds"),
-    ({"alert_min_count": 0}, "alert_min_count"),
+    ({"min_posts": 0}, "at least 1"),
 ])
-def test_config_rejects_impossible_settings(changes, message):
-    settings = dict(labels=LABELS, negative_label="negative") | changes
+def test_alert_rule_rejects_impossible_settings(changes, message):
     with pytest.raises(ValueError, match=message):
-        MonitorConfig(**settings)
+        AlertRule(**(dict(labels=LABELS, negative_label="negative") | changes))
+
+
+def test_config_rejects_impossible_windows():
+    with pytest.raises(ValueError, match="window_period_seconds"):
+        MonitorConfig(AlertRule(LABELS, "negative"), window_seconds=60, window_period_seconds=90)

@@ -50,7 +50,7 @@ def streaming_options(model: str, streams: Streams, **extra) -> PipelineOptions:
         input_subscription=streams.subscriptions["in"], output_topic=streams.topics["scored"],
         dead_letter_topic=streams.topics["dead"], aggregates_topic=streams.topics["aggregates"],
         key_attribute="brand", window_seconds=2, allowed_lateness_seconds=600,
-        alert_negative_share=0.0, alert_min_count=1, max_message_bytes=2048,
+        alert_negative_share=0.0, alert_min_posts=1, max_message_bytes=2048,
         pubsub_readers=2) | extra
     return PipelineOptions(flags=[], **settings)
 
@@ -92,7 +92,7 @@ def test_every_message_is_scored_or_dead_lettered_exactly_once(pubsub, tiny_bund
     def complete() -> bool:
         return (len(streams.received["scored"]) + len(streams.received["dead"])
                 >= VALID_MESSAGES + len(expected_reasons)
-                and sum(latest["count"] for latest in latest_panes(
+                and sum(latest["reach"] for latest in latest_panes(
                     streams.received["aggregates"]).values()) >= VALID_MESSAGES
                 and len(file_records(files.parent)) >= VALID_MESSAGES)
 
@@ -121,9 +121,10 @@ def test_every_message_is_scored_or_dead_lettered_exactly_once(pubsub, tiny_bund
     monitoring = streams.received["aggregates"]
     latest = latest_panes(monitoring)
     assert {key for key, _ in latest} == {"acme", "globex"}
-    assert sum(pane["count"] for pane in latest.values()) == VALID_MESSAGES
+    assert sum(pane["reach"] for pane in latest.values()) == VALID_MESSAGES
     for pane in latest.values():
-        assert sum(pane["counts"].values()) == pane["count"]
+        assert sum(pane["counts"].values()) == pane["posts"] <= pane["reach"]
+        assert pane["unsupported_language"] == 0
     panes = [json.loads(message.data) for message in monitoring]
     aggregates = [pane for pane in panes if pane["type"] == "aggregate"]
     alerts = [pane for pane in panes if pane["type"] == "alert"]
@@ -132,6 +133,11 @@ def test_every_message_is_scored_or_dead_lettered_exactly_once(pubsub, tiny_bund
         if a["negative_share"] > 0)
 
     assert sorted(record["id"] for record in file_records(files.parent)) == sorted(valid)
+    # the aggregate files (what sentiment-report renders) hold what the aggregates topic got
+    file_panes = sorted((r["type"], r["key"], r["window_start"], r["pane_index"], r["reach"])
+                        for r in file_records(files.parent, "aggregates"))
+    assert file_panes == sorted((r["type"], r["key"], r["window_start"], r["pane_index"],
+                                 r["reach"]) for r in panes)
 
 
 LOST_ACKS = 5
@@ -327,9 +333,11 @@ def latest_panes(messages) -> dict[tuple[str, str], dict]:
     return latest
 
 
-def file_records(folder) -> list[dict]:
-    """Scored records in the finished JSON-lines files (not temporary ones)."""
+def file_records(folder, kind: str = "scored") -> list[dict]:
+    """Records in the finished JSON-lines files (not temporary ones): the scored records, or
+    with kind ``aggregates`` the aggregates and alerts."""
     return [json.loads(line) for path in folder.glob("scored-*.jsonl")
+            if path.name.startswith("scored-aggregates-") == (kind == "aggregates")
             for line in path.read_text(encoding="utf-8").splitlines() if line]
 
 

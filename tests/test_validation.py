@@ -93,12 +93,14 @@ def test_strings_and_utf8_bytes_get_the_same_answer(text):
 
 
 def test_missing_column_error_names_the_file_and_its_columns():
-    check_columns("a.parquet", ["text", "id"], "text", "id")
+    check_columns("a.parquet", ["text", "id"], {"text": "text", "id": "id", "key": None})
     with pytest.raises(InputError, match=r"a\.parquet: no text column 'review'; its columns are "
                                          r"\['text', 'id'\]"):
-        check_columns("a.parquet", ["text", "id"], "review")
+        check_columns("a.parquet", ["text", "id"], {"text": "review"})
     with pytest.raises(InputError, match="no id column 'key'"):
-        check_columns("a.parquet", ["text"], "text", "key")
+        check_columns("a.parquet", ["text"], {"text": "text", "id": "key"})
+    with pytest.raises(InputError, match="no time column 'created_at'"):
+        check_columns("a.parquet", ["text", "brand"], {"key": "brand", "time": "created_at"})
 
 
 def test_first_line_of_an_error():
@@ -119,7 +121,7 @@ def test_check_columns_passes_or_names_the_file_and_its_columns_on_one_line(colu
                                                                            id_column):
     missing = [name for name in (text, id_column) if name is not None and name not in columns]
     try:
-        check_columns("dump/a.parquet", columns, text, id_column)
+        check_columns("dump/a.parquet", columns, {"text": text, "id": id_column})
     except InputError as error:
         message = str(error)
         assert missing and len(message.splitlines()) == 1

@@ -111,7 +111,9 @@ def run_identity(config: Any, label_names: Sequence[str], train, validation) -> 
     digest = hashlib.sha256()
     for split in (train, validation):
         digest.update(json.dumps([list(split["text"]), list(split["label"])]).encode("utf-8"))
-    return {"hyperparameters": dataclasses.asdict(config), "labels": list(label_names),
+    # through JSON, as stored: tuples compare equal to the lists read back
+    hyperparameters = json.loads(json.dumps(dataclasses.asdict(config)))
+    return {"hyperparameters": hyperparameters, "labels": list(label_names),
             "rows": {"train": len(train), "validation": len(validation)},
             "data_sha256": digest.hexdigest()}
 

@@ -63,6 +63,13 @@ def _train_parser() -> argparse.ArgumentParser:
                         help="AdamW weight decay")
     parser.add_argument("--seed", type=int, default=defaults["seed"].default,
                         help="seed for the hold-out, subset, head initialisation and shuffling")
+    parser.add_argument("--text_normalization", default="none",
+                        help="social (mentions -> @user, links -> http, emoji -> names, "
+                             "repeated characters and whitespace tamed), none, or a comma list "
+                             "of those steps; recorded in the model, applied again at scoring")
+    parser.add_argument("--languages", default="en",
+                        help="ISO 639-1 codes of the languages the model reads; scoring leaves "
+                             "texts in other languages unscored (unsupported_language)")
     parser.add_argument("--search", default=None,
                         help='grid, e.g. "learning_rate=2e-5,3e-5;batch_size=16,32"')
     parser.add_argument("--search_trials", type=int, default=None,
@@ -121,6 +128,15 @@ def train_main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
+def _normalization(args: argparse.Namespace) -> tuple[str, ...]:
+    from beam_pipeline.social_text import parse_steps
+
+    try:
+        return parse_steps(args.text_normalization)
+    except ValueError as error:
+        raise TrainingError(f"--text_normalization: {error}") from None
+
+
 def _train(args: argparse.Namespace, stop: SignalStop) -> dict:
     """Loads the data and trains (or searches); returns the training report."""
     config = TrainConfig(
@@ -129,7 +145,8 @@ def _train(args: argparse.Namespace, stop: SignalStop) -> dict:
         max_length=args.max_length, class_weights=args.class_weights,
         early_stopping_patience=args.early_stopping_patience, seed=args.seed,
         eval_steps=args.eval_steps, warmup_ratio=args.warmup_ratio,
-        weight_decay=args.weight_decay)
+        weight_decay=args.weight_decay, text_normalization=_normalization(args),
+        languages=tuple(code.strip() for code in args.languages.split(",") if code.strip()))
     config.validate()
     space = None
     if args.search:

@@ -62,6 +62,8 @@ def train_and_report(splits: LabelledSplits, config: TrainConfig, output_dir: st
         "base_model": config.base_model,
         "labels": list(splits.label_names),
         "max_length": config.max_length,
+        "text_normalization": list(config.text_normalization),
+        "languages": list(config.languages),
         "dataset": {"source": source, "text_column": splits.text_column,
                     "label_column": label_column, "train_rows": len(splits.train),
                     "validation_rows": len(splits.validation),
@@ -118,8 +120,10 @@ def evaluate_model(model_dir: str | os.PathLike, source: str, output_dir: str | 
     model = load_classifier(str(model_dir), label_names, flag="--model")
     tokenizer = load_tokenizer(str(model_dir))
     output_dir.mkdir(parents=True, exist_ok=True)
+    normalization = getattr(model.config, "text_normalization", None) or ()
     logits = predict_logits(model, tokenizer, labelled.dataset, batch_size, max_length,
-                            output_dir / "predict", progress=progress)
+                            output_dir / "predict", progress=progress,
+                            normalization=normalization)
     label_ids = labelled.dataset["label"]
     metrics = _metrics_with_ece(logits, label_ids, label_names)
     metrics["ece_calibrated"] = expected_calibration_error(probabilities(logits, temperature),

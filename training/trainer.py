@@ -55,6 +55,8 @@ class TrainConfig:
     eval_steps: int | None = None
     warmup_ratio: float = 0.1
     weight_decay: float = 0.01
+    text_normalization: tuple[str, ...] = ()  # beam_pipeline.social_text steps
+    languages: tuple[str, ...] = ("en",)       # ISO 639-1 codes of the training texts
 
     def validate(self) -> None:
         """Raises `TrainingError` for values no run could use."""
@@ -67,7 +69,10 @@ class TrainConfig:
                    "--early_stopping_patience must be at least 1"),
                   (self.eval_steps is None or self.eval_steps >= 1,
                    "--eval_steps must be at least 1"),
-                  (0 <= self.warmup_ratio < 1, "--warmup_ratio must be in [0, 1)")]
+                  (0 <= self.warmup_ratio < 1, "--warmup_ratio must be in [0, 1)"),
+                  (bool(self.languages) and all(len(code) == 2 and code.isalpha()
+                                                for code in self.languages),
+                   "--languages must be ISO 639-1 codes, e.g. en or en,fr")]
         for ok, message in checks:
             if not ok:
                 raise TrainingError(message)
@@ -144,11 +149,24 @@ def _model_load_message(name_or_path: str, error: Exception, flag: str = "--base
     return f"{flag} {name_or_path!r}: cannot load it ({first_line})"
 
 
-def tokenize(dataset, tokenizer, max_length: int):
-    """Token ids without padding (the collator pads each batch to its longest row)."""
-    return dataset.map(lambda batch: tokenizer(batch["text"], truncation=True,
-                                               max_length=max_length),
-                       batched=True, remove_columns=["text"], desc="Tokenising")
+def tokenize(dataset, tokenizer, max_length: int, normalization: Sequence[str] = ()):
+    """Token ids without padding (the collator pads each batch to its longest row), of the texts
+    as the model reads them (``normalization``: `beam_pipeline.social_text` steps, the same the
+    scoring model applies)."""
+    from beam_pipeline.social_text import normalize
+
+    def encode(batch):
+        texts = [normalize(text, normalization) for text in batch["text"]]
+        return tokenizer(texts, truncation=True, max_length=max_length)
+
+    return dataset.map(encode, batched=True, remove_columns=["text"], desc="Tokenising")
+
+
+def record_text_handling(model, config: TrainConfig) -> None:
+    """Writes the text normalisation and the languages into the model's config (config.json):
+    they are properties of the model, which sentiment-export copies into bundle.json."""
+    model.config.text_normalization = list(config.text_normalization)
+    model.config.languages = list(config.languages)
 
 
 def class_weight_values(label_ids: Sequence[int], num_labels: int) -> list[float]:
@@ -253,8 +271,9 @@ def fine_tune(train, validation, label_names: Sequence[str], config: TrainConfig
                                   run_identity(config, label_names, train, validation), resume)
     except ResumeError as error:
         raise TrainingError(str(error)) from None
-    train_tokens = tokenize(train, tokenizer, config.max_length)
-    validation_tokens = tokenize(validation, tokenizer, config.max_length)
+    train_tokens = tokenize(train, tokenizer, config.max_length, config.text_normalization)
+    validation_tokens = tokenize(validation, tokenizer, config.max_length,
+                                 config.text_normalization)
     weights = (class_weight_values(train["label"], len(label_names))
                if config.class_weights == "auto" else None)
     callbacks = ([EarlyStoppingCallback(early_stopping_patience=config.early_stopping_patience)]
@@ -268,7 +287,8 @@ def fine_tune(train, validation, label_names: Sequence[str], config: TrainConfig
         compute_metrics=trainer_metrics(len(label_names)), callbacks=callbacks,
         compute_loss_func=weighted_cross_entropy(weights) if weights else None)
     baseline_logits = predict_logits(model, tokenizer, validation, 2 * config.batch_size,
-                                     config.max_length, checkpoint_dir, progress)
+                                     config.max_length, checkpoint_dir, progress,
+                                     config.text_normalization)
     try:
         train_output = trainer.train(
             resume_from_checkpoint=str(resume_from) if resume_from else None)
@@ -279,7 +299,9 @@ def fine_tune(train, validation, label_names: Sequence[str], config: TrainConfig
     if stop is not None and stop.requested is not None:
         raise TrainingInterrupted(stop.requested)
     final_logits = predict_logits(trainer.model, tokenizer, validation, 2 * config.batch_size,
-                                  config.max_length, checkpoint_dir, progress)
+                                  config.max_length, checkpoint_dir, progress,
+                                  config.text_normalization)
+    record_text_handling(trainer.model, config)
     trainer.save_model(str(output_dir))
     (output_dir / TRAINING_ARGS_PICKLE).unlink(missing_ok=True)
     shutil.rmtree(checkpoint_dir, ignore_errors=True)
@@ -299,7 +321,8 @@ def _step_of_checkpoint(path: str | None) -> int | None:
 
 
 def predict_logits(model, tokenizer, dataset, batch_size: int, max_length: int,
-                   work_dir: Path, progress: bool = True) -> np.ndarray:
+                   work_dir: Path, progress: bool = True,
+                   normalization: Sequence[str] = ()) -> np.ndarray:
     """Logits of ``model`` on a ``text`` dataset, in row order, batched with dynamic padding.
 
     (The fine-tuning Trainer groups evaluation batches by length, which reorders predictions;
@@ -312,6 +335,6 @@ def predict_logits(model, tokenizer, dataset, batch_size: int, max_length: int,
                                   dataloader_pin_memory=_has_cuda())
     trainer = Trainer(model=model, args=arguments, data_collator=DataCollatorWithPadding(tokenizer),
                       processing_class=tokenizer)
-    tokens = tokenize(dataset.select_columns(["text"]), tokenizer, max_length)
+    tokens = tokenize(dataset.select_columns(["text"]), tokenizer, max_length, normalization)
     return np.asarray(trainer.predict(tokens).predictions)
 

@@ -6,29 +6,39 @@
       -> RunInference(ChunkModelHandler(...).with_no_batching()): a chunk is one batch
       -> ParDo(ToChunkRecords): scored records, and dead letters (validation and inference)
       |-> FlatMap(scored_records) ------> ParDo(WriteParquetFiles) --.
-      '-> FlatMap(dead_letter_records) -> ParDo(WriteParquetFiles) --+-> Flatten(paths written)
+      |-> FlatMap(dead_letter_records) -> ParDo(WriteParquetFiles) --+
+      |-> FlatMap(chunk_statistics) ----> ParDo(WriteStatsFiles) ----+-> Flatten(paths written)
+      '-> (--key_column) aggregates and alerts, see `aggregation` ----'
 
 Every step emits from ``process``, no step uses tagged outputs, and the pipeline ends in one
 step: what the DaskRunner needs to keep every row (docs/design.md, "Batch pipeline").
-Counts: ``rows_read`` = ``rows_scored`` + the ``dead_lettered_<reason>`` counters, and the
-files written hold the same counts (`writing.count_rows`), which is how a runner without
-metrics (Dask) is summarised.
+Counts: ``rows_read`` = ``rows_scored`` + ``rows_unscored_<status>`` + the
+``dead_lettered_<reason>`` counters, and each chunk's statistics file holds the same counts
+(`stats`), which is how a runner without metrics (Dask) is summarised.
 """
 from __future__ import annotations
 
 import apache_beam as beam
 from apache_beam.ml.inference.base import RunInference
 
+from beam_pipeline.aggregates import SentimentAggregateFn, aggregates_schema
+from beam_pipeline.batch.aggregation import (
+    aggregate_and_alert,
+    aggregates_prefix,
+    as_one_file,
+    keyed_for_aggregation,
+)
 from beam_pipeline.batch.planning import BatchJob, list_row_groups
 from beam_pipeline.batch.reading import ReadChunks
 from beam_pipeline.batch.scoring import (
     ChunkModelHandler,
     ToChunkRecords,
     as_inference_batch,
+    chunk_statistics,
     dead_letter_records,
     scored_records,
 )
-from beam_pipeline.batch.writing import WriteParquetFiles
+from beam_pipeline.batch.writing import WriteParquetFiles, WriteStatsFiles
 from beam_pipeline.records import dead_letter_schema, scored_schema
 
 
@@ -69,4 +79,20 @@ def build_batch_pipeline(pipeline: beam.Pipeline, job: BatchJob) -> beam.PCollec
                          | "WriteDeadLetters" >> beam.ParDo(WriteParquetFiles(
                              job.dead_letter_prefix,
                              dead_letter_schema(job.input_schema, job.id_column))))
-    return (scored_files, dead_letter_files) | "FilesWritten" >> beam.Flatten()
+    stats_files = (records
+                   | "Statistics" >> beam.FlatMap(chunk_statistics)
+                   | "WriteStatistics" >> beam.ParDo(WriteStatsFiles(job.output_prefix)))
+    written = [scored_files, dead_letter_files, stats_files]
+    if job.aggregation is not None:
+        written.append(records
+                       | "KeyAndWindow" >> beam.FlatMap(keyed_for_aggregation, job.aggregation)
+                       | "Aggregate" >> beam.CombinePerKey(SentimentAggregateFn(
+                           job.labels, job.aggregation.rule.negative_label))
+                       | "AggregatesAndAlerts" >> beam.FlatMap(aggregate_and_alert,
+                                                              job.aggregation)
+                       | "OneFile" >> beam.Map(lambda record: (None, record))
+                       | "AllAggregates" >> beam.GroupByKey()
+                       | "AggregatesFile" >> beam.Map(as_one_file)
+                       | "WriteAggregates" >> beam.ParDo(WriteParquetFiles(
+                           aggregates_prefix(job.output_prefix), aggregates_schema(job.labels))))
+    return written | "FilesWritten" >> beam.Flatten()

@@ -34,6 +34,7 @@ class Chunk:
     """Validated rows read together; scored as one batch and written as one file."""
 
     name: str
+    path: str
     rows: list[dict[str, Any]]
     ids: list[str]
     texts: list[str]
@@ -64,7 +65,7 @@ class ReadChunks(beam.DoFn):
 
     def _validated_chunk(self, name: str, group: RowGroup, first_row: int,
                          rows: list[dict[str, Any]]) -> Chunk:
-        chunk = Chunk(name, [], [], [])
+        chunk = Chunk(name, group.path, [], [], [])
         for row_index, row in enumerate(rows, start=first_row):
             record_id = self._record_id(group.path, row_index, row)
             text, reason = clean_text(row[self._job.text_column], self._job.max_chars)
@@ -89,7 +90,7 @@ class ReadChunks(beam.DoFn):
         end = group.first_row + group.rows
         for start in range(first_row, end, self._job.chunk_rows):
             stop = min(end, start + self._job.chunk_rows)
-            chunk = Chunk(f"{name_prefix}-{number:05d}", [], [], [])
+            chunk = Chunk(f"{name_prefix}-{number:05d}", group.path, [], [], [])
             chunk.dead_letters = [
                 dead_letter_record(empty_row, self._record_id(group.path, index, empty_row),
                                    UNREADABLE_ROW_GROUP, READ_STAGE, detail)

@@ -11,7 +11,8 @@ from apache_beam.metrics import Metrics
 from apache_beam.ml.inference.base import ModelHandler, PredictionResult
 
 from beam_pipeline.batch.reading import Chunk
-from beam_pipeline.model import InferenceFailure, ScoringModel
+from beam_pipeline.batch.stats import chunk_stats
+from beam_pipeline.model import ScoringModel
 from beam_pipeline.onnx_handler import OnnxSentimentModelHandler
 from beam_pipeline.records import dead_letter_record, scored_record, utc_now
 from beam_pipeline.vocabulary import (
@@ -19,18 +20,21 @@ from beam_pipeline.vocabulary import (
     INFERENCE_STAGE,
     METRICS_NAMESPACE,
     ROWS_SCORED,
+    SCORED,
     dead_lettered_counter,
+    unscored_counter,
 )
 
 
 @dataclasses.dataclass
 class ChunkRecords:
-    """A scored chunk's output: scored records and dead-letter records, written as one file
-    each (named after the chunk)."""
+    """A scored chunk's output: its records (scored or unscored), its dead-letter records and
+    its statistics (`stats.chunk_stats`), each written as one file named after the chunk."""
 
     name: str
     scored: list[dict[str, Any]]
     dead_letters: list[dict[str, Any]]
+    stats: dict[str, Any]
 
 
 def as_inference_batch(chunk: Chunk) -> list[Chunk]:
@@ -50,10 +54,15 @@ def dead_letter_records(records: ChunkRecords) -> Iterator[tuple[str, list[dict[
         yield records.name, records.dead_letters
 
 
+def chunk_statistics(records: ChunkRecords) -> Iterator[tuple[str, dict[str, Any]]]:
+    """``(chunk name, statistics)``, for every chunk."""
+    yield records.name, records.stats
+
+
 class ChunkModelHandler(ModelHandler[Chunk, PredictionResult, ScoringModel]):
     """Scores whole chunks with an `OnnxSentimentModelHandler`'s model: one `PredictionResult`
-    per chunk (``inference`` holds, per chunk row, its probabilities or its `InferenceFailure`;
-    see `ScoringModel.predict_rows`). Use it with ``with_no_batching()``: chunks are formed while
+    per chunk (``inference`` holds a `model.RowResult` per chunk row, see
+    `ScoringModel.score_rows`). Use it with ``with_no_batching()``: chunks are formed while
     reading, not by ``BatchElements``."""
 
     def __init__(self, base: OnnxSentimentModelHandler):
@@ -66,7 +75,7 @@ class ChunkModelHandler(ModelHandler[Chunk, PredictionResult, ScoringModel]):
     def run_inference(self, batch: Sequence[Chunk], model: ScoringModel,
                       inference_args: Optional[dict[str, Any]] = None) -> list[PredictionResult]:
         version = model.version()
-        return [PredictionResult(example=chunk, inference=model.predict_rows(chunk.texts),
+        return [PredictionResult(example=chunk, inference=model.score_rows(chunk.texts),
                                  model_id=version) for chunk in batch]
 
     def get_num_bytes(self, batch: Sequence[Chunk]) -> int:
@@ -83,8 +92,9 @@ class ChunkModelHandler(ModelHandler[Chunk, PredictionResult, ScoringModel]):
 
 
 class ToChunkRecords(beam.DoFn):
-    """Turns a scored chunk into its `ChunkRecords`: a scored record per scored row, a
-    dead-letter record per row rejected while reading or failing in ONNX Runtime."""
+    """Turns a scored chunk into its `ChunkRecords`: a record per row the model read (scored,
+    or unscored with its status), a dead-letter record per row rejected while reading or
+    failing in ONNX Runtime, and the chunk's statistics."""
 
     def __init__(self, labels: Sequence[str]):
         self._labels = list(labels)
@@ -94,14 +104,21 @@ class ToChunkRecords(beam.DoFn):
 
     def process(self, result: PredictionResult):
         chunk, scored_at = result.example, utc_now()
-        scored, dead = [], list(chunk.dead_letters)
+        records, dead = [], list(chunk.dead_letters)
+        tokens, cut = [], 0
         for row, record_id, outcome in zip(chunk.rows, chunk.ids, result.inference):
-            if isinstance(outcome, InferenceFailure):
+            if outcome.failure is not None:
                 dead.append(dead_letter_record(row, record_id, INFERENCE_ERROR, INFERENCE_STAGE,
-                                               str(outcome)))
-            else:
-                scored.append(scored_record(row, record_id, outcome, self._labels,
-                                            result.model_id, scored_at))
-        self._scored.inc(len(scored))
+                                               str(outcome.failure)))
+                continue
+            records.append(scored_record(row, record_id, outcome, self._labels,
+                                         result.model_id, scored_at))
+            if outcome.tokens is not None:
+                tokens.append(outcome.tokens)
+                cut += outcome.cut
+            if outcome.status != SCORED:
+                Metrics.counter(METRICS_NAMESPACE, unscored_counter(outcome.status)).inc()
+        self._scored.inc(sum(record["status"] == SCORED for record in records))
         self._failed.inc(len(dead) - len(chunk.dead_letters))
-        yield ChunkRecords(chunk.name, scored, dead)
+        yield ChunkRecords(chunk.name, records, dead,
+                           chunk_stats(chunk.path, self._labels, records, dead, tokens, cut))

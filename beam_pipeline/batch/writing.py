@@ -3,6 +3,7 @@ chunk (``PREFIX-part-<chunk>.parquet``), appearing whole by rename."""
 from __future__ import annotations
 
 import collections
+import json
 from typing import Any
 
 import apache_beam as beam
@@ -13,6 +14,7 @@ from beam_pipeline.files import match_files, open_file, write_atomically
 from beam_pipeline.vocabulary import UNREADABLE_ROW_GROUP
 
 PART = "part"
+STATS = "stats"
 
 
 def part_path(prefix: str, name: str) -> str:
@@ -23,6 +25,25 @@ def part_path(prefix: str, name: str) -> str:
 def part_pattern(prefix: str) -> str:
     """Glob matching every output file under ``prefix`` (and none of another prefix's)."""
     return f"{prefix}-{PART}-*.parquet"
+
+
+def stats_path(prefix: str, name: str) -> str:
+    """Path of one chunk's statistics under the scored output ``prefix``."""
+    return f"{prefix}-{STATS}-{name}.json"
+
+
+def stats_pattern(prefix: str) -> str:
+    """Glob matching every chunk's statistics under ``prefix``."""
+    return f"{prefix}-{STATS}-*.json"
+
+
+def read_stats(prefix: str) -> list[dict[str, Any]]:
+    """Every chunk's statistics under ``prefix``."""
+    stats = []
+    for path in match_files(stats_pattern(prefix)):
+        with open_file(path) as handle:
+            stats.append(json.loads(handle.read()))
+    return stats
 
 
 def count_rows(prefix: str) -> int:
@@ -63,3 +84,16 @@ def dead_letter_counts(prefix: str) -> tuple[dict[str, int], dict[str, int]]:
             if reason == UNREADABLE_ROW_GROUP:
                 unreadable[error] += 1
     return dict(sorted(reasons.items())), dict(sorted(unreadable.items()))
+
+
+class WriteStatsFiles(beam.DoFn):
+    """Writes each ``(chunk name, statistics)`` as ``stats_path(prefix, name)``; yields the
+    path."""
+
+    def __init__(self, prefix: str):
+        self._prefix = prefix
+
+    def process(self, named_stats: tuple[str, dict[str, Any]]):
+        name, stats = named_stats
+        data = json.dumps(stats).encode("utf-8")
+        yield write_atomically(stats_path(self._prefix, name), lambda handle: handle.write(data))

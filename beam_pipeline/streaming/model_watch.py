@@ -22,12 +22,11 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any, Optional
 
-import numpy as np
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.ml.inference.base import PredictionResult
 
 from beam_pipeline.bundle import MANIFEST_NAME
-from beam_pipeline.model import InferenceFailure, ScoringModel, load_scoring_model
+from beam_pipeline.model import InferenceFailure, RowResult, ScoringModel, load_scoring_model
 from beam_pipeline.onnx_handler import OnnxSentimentModelHandler
 
 LOGGER = logging.getLogger(__name__)
@@ -64,9 +63,8 @@ class SwappableModel:
         """The model version scoring now."""
         return self._model.version()
 
-    def score(self, texts: Sequence[str]) -> tuple[str, list[np.ndarray | InferenceFailure]]:
-        """``(model version, one result per text)``: its probabilities, or the
-        `InferenceFailure` of a row ONNX Runtime raised for (`ScoringModel.predict_rows`).
+    def score(self, texts: Sequence[str]) -> tuple[str, list[RowResult]]:
+        """``(model version, a `model.RowResult` per text)`` (`ScoringModel.score_rows`).
         Looks for a newer bundle first when the interval has passed."""
         if self._pattern and self._clock() >= self._next_look:
             with self._lock:
@@ -74,7 +72,7 @@ class SwappableModel:
                     self._swap_to_newest()
                     self._next_look = self._clock() + self._interval_s
         model = self._model
-        return model.version(), model.predict_rows(list(texts))
+        return model.version(), model.score_rows(list(texts))
 
     def _swap_to_newest(self) -> None:
         manifests = watched_manifests(self._pattern)
@@ -141,8 +139,8 @@ class StreamingModelHandler(OnnxSentimentModelHandler):
 
     def run_inference(self, batch: Sequence[str], model: SwappableModel,
                       inference_args: Optional[dict[str, Any]] = None) -> list[PredictionResult]:
-        """One result per text: ``inference`` holds its probabilities or its
-        `InferenceFailure`; ``model_id`` the version of the model that scored the batch."""
+        """One result per text: ``inference`` holds its `model.RowResult`; ``model_id`` the
+        version of the model that scored the batch."""
         version, results = model.score(batch)
         return [PredictionResult(example=text, inference=result, model_id=version)
                 for text, result in zip(batch, results)]

@@ -1,24 +1,15 @@
-"""Monitoring of scored records: per key and window, label counts, mean probabilities, alerts.
+"""Monitoring of a stream: per key and event-time window, aggregates and alerts.
 
 `MonitorSentiment` takes scored records (dicts as built by `records.scored_record`, stamped with
 their event time) and returns three PCollections:
 
-* ``aggregates``: one record per key, window and pane::
-
-      {"type": "aggregate", "key": "acme", "window_start": "...Z", "window_end": "...Z",
-       "count": 25, "counts": {"negative": 15, "positive": 10},
-       "mean_probabilities": {"negative": 0.58, "positive": 0.42}, "negative_share": 0.6,
-       "pane_index": 0, "timing": "ON_TIME"}
-
-  The key is the value of the message attribute ``key_name`` or else the record field of that
-  name, ``all`` when neither is present (or no key name is configured). Windows are fixed
+* ``aggregates``: one `aggregates.aggregate_record` per key, window and pane, with
+  ``pane_index`` and ``timing`` added. The key is `aggregates.record_key`'s. Windows are fixed
   (``window_seconds``) or sliding (``window_period_seconds``). Each window fires once when the
   watermark passes its end (``ON_TIME``, pane 0) and once more for every record that arrives
   later, within the allowed lateness (``LATE``, pane 1, 2, ...; panes accumulate, so a late pane
   is the window's updated total).
-* ``alerts``: for every aggregate pane whose negative share exceeds ``alert_negative_share`` with
-  at least ``alert_min_count`` records, ``{"type": "alert", ...the aggregate's fields...,
-  "threshold": ..., "min_count": ...}``.
+* ``alerts``: `aggregates.alerts_for` every aggregate pane.
 * ``too_late``: records that arrive after their window's allowed lateness, one per record and
   expired window: ``{"type": "too_late", "id", "key", "window_start", "window_end",
   "event_time"}``. They are left out of the aggregates and counted in the Beam counter
@@ -40,39 +31,38 @@ from apache_beam.transforms import trigger, userstate, window
 from apache_beam.utils.timestamp import Duration, Timestamp
 from apache_beam.utils.windowed_value import PaneInfoTiming
 
+from beam_pipeline.aggregates import (
+    AlertRule,
+    SentimentAggregateFn,
+    aggregate_record,
+    alerts_for,
+    record_key,
+)
 from beam_pipeline.records import ID
-from beam_pipeline.streaming.messages import ATTRIBUTES
 from beam_pipeline.vocabulary import METRICS_NAMESPACE, RECORDS_TOO_LATE
 
-DEFAULT_KEY = "all"
 TOO_LATE_TAG = "too_late"
 _ONE_MICRO = Duration(micros=1)
 
 
 @dataclasses.dataclass(frozen=True)
 class MonitorConfig:
-    """Monitoring settings; ``negative_label`` must be one of ``labels``."""
+    """Monitoring settings: what is an alert (`aggregates.AlertRule`), the key, the windows."""
 
-    labels: tuple[str, ...]
-    negative_label: str
+    rule: AlertRule
     key_name: str | None = None
     window_seconds: float = 60.0
     window_period_seconds: float | None = None
     allowed_lateness_seconds: float = 300.0
-    alert_negative_share: float = 0.5
-    alert_min_count: int = 20
 
     def __post_init__(self):
-        if self.negative_label not in self.labels:
-            raise ValueError(f"negative label {self.negative_label!r} is not one of the model's "
-                             f"labels {list(self.labels)}")
         if self.window_seconds <= 0 or (self.window_period_seconds is not None
                                         and not 0 < self.window_period_seconds
                                         <= self.window_seconds):
             raise ValueError("window_seconds must be > 0 and window_period_seconds in "
                              "(0, window_seconds]")
-        if self.allowed_lateness_seconds < 0 or self.alert_min_count < 1:
-            raise ValueError("allowed_lateness_seconds must be >= 0 and alert_min_count >= 1")
+        if self.allowed_lateness_seconds < 0:
+            raise ValueError("allowed_lateness_seconds must be >= 0")
 
     def window_fn(self) -> window.WindowFn:
         """Fixed windows, or sliding ones when a period is set."""
@@ -81,50 +71,8 @@ class MonitorConfig:
         return window.SlidingWindows(self.window_seconds, self.window_period_seconds)
 
 
-def monitor_key(record: dict[str, Any], key_name: str | None) -> str:
-    """The record's monitoring key: attribute ``key_name``, else field ``key_name``, else
-    ``all``."""
-    if key_name is None:
-        return DEFAULT_KEY
-    value = (record.get(ATTRIBUTES) or {}).get(key_name, record.get(key_name))
-    return DEFAULT_KEY if value is None or value == "" else str(value)
-
-
 def _bounds(bounded: window.BoundedWindow) -> dict[str, str]:
     return {"window_start": bounded.start.to_rfc3339(), "window_end": bounded.end.to_rfc3339()}
-
-
-class SentimentAggregateFn(beam.CombineFn):
-    """Scored records -> count, count per label, mean probability per label, negative share."""
-
-    def __init__(self, labels: tuple[str, ...], negative_label: str):
-        self._labels = labels
-        self._negative = labels.index(negative_label)
-
-    def create_accumulator(self) -> tuple[int, list[int], list[float]]:
-        return 0, [0] * len(self._labels), [0.0] * len(self._labels)
-
-    def add_input(self, accumulator, record: dict[str, Any]):
-        count, counts, sums = accumulator
-        counts[self._labels.index(record["sentiment"])] += 1
-        for index, label in enumerate(self._labels):
-            sums[index] += record["probabilities"][label]
-        return count + 1, counts, sums
-
-    def merge_accumulators(self, accumulators):
-        count, counts, sums = self.create_accumulator()
-        for other_count, other_counts, other_sums in accumulators:
-            count += other_count
-            counts = [a + b for a, b in zip(counts, other_counts)]
-            sums = [a + b for a, b in zip(sums, other_sums)]
-        return count, counts, sums
-
-    def extract_output(self, accumulator) -> dict[str, Any]:
-        count, counts, sums = accumulator
-        return {"count": count, "counts": dict(zip(self._labels, counts)),
-                "mean_probabilities": {label: total / count if count else 0.0
-                                       for label, total in zip(self._labels, sums)},
-                "negative_share": counts[self._negative] / count if count else 0.0}
 
 
 class _LatenessGate(beam.DoFn):
@@ -182,18 +130,9 @@ class _LatenessGate(beam.DoFn):
 class _FormatAggregate(beam.DoFn):
     def process(self, keyed: tuple[str, dict[str, Any]], bounded=beam.DoFn.WindowParam,
                 pane=beam.DoFn.PaneInfoParam) -> Iterator[dict[str, Any]]:
-        key, summary = keyed
-        yield {"type": "aggregate", "key": key, **_bounds(bounded), **summary,
-               "pane_index": pane.index, "timing": PaneInfoTiming.to_string(pane.timing)}
-
-
-def alerts_for(aggregate: dict[str, Any], config: MonitorConfig) -> Iterator[dict[str, Any]]:
-    """An alert record when the aggregate's negative share is over the threshold with enough
-    records."""
-    if (aggregate["count"] >= config.alert_min_count
-            and aggregate["negative_share"] > config.alert_negative_share):
-        yield {**aggregate, "type": "alert", "threshold": config.alert_negative_share,
-               "min_count": config.alert_min_count}
+        key, body = keyed
+        yield aggregate_record(key, **_bounds(bounded), body=body, pane_index=pane.index,
+                               timing=PaneInfoTiming.to_string(pane.timing))
 
 
 class MonitorSentiment(beam.PTransform):
@@ -209,7 +148,7 @@ class MonitorSentiment(beam.PTransform):
         lateness = Duration.of(config.allowed_lateness_seconds)
         gated = (scored
                  | "KeyByMonitorKey" >> beam.Map(
-                     lambda record: (monitor_key(record, config.key_name), record))
+                     lambda record: (record_key(record, config.key_name), record))
                  .with_output_types(tuple[str, dict[str, Any]])
                  | "DropTooLate" >> beam.ParDo(_LatenessGate(config.window_fn(), lateness))
                  .with_outputs(TOO_LATE_TAG, main="on_time"))
@@ -220,7 +159,7 @@ class MonitorSentiment(beam.PTransform):
                           accumulation_mode=trigger.AccumulationMode.ACCUMULATING,
                           allowed_lateness=lateness)
                       | "Aggregate" >> beam.CombinePerKey(
-                          SentimentAggregateFn(config.labels, config.negative_label))
+                          SentimentAggregateFn(config.rule.labels, config.rule.negative_label))
                       | "Format" >> beam.ParDo(_FormatAggregate()))
-        alerts = aggregates | "Alerts" >> beam.FlatMap(alerts_for, config)
+        alerts = aggregates | "Alerts" >> beam.FlatMap(alerts_for, config.rule)
         return {"aggregates": aggregates, "alerts": alerts, "too_late": gated[TOO_LATE_TAG]}

@@ -1,4 +1,5 @@
-"""Flags of ``sentiment-score --streaming`` (the model flags are `options.ScoringOptions`')."""
+"""Flags of ``sentiment-score --streaming`` (the model, window and alert flags are
+`options.ScoringOptions`')."""
 from __future__ import annotations
 
 from apache_beam.options.pipeline_options import PipelineOptions
@@ -34,20 +35,11 @@ class StreamingOptions(PipelineOptions):
         parser.add_argument("--key_attribute", default=None,
                             help="message attribute (else JSON field) to aggregate by; "
                                  "'all' when absent")
-        parser.add_argument("--window_seconds", default=60.0, type=float,
-                            help="length of the monitoring windows (event time)")
         parser.add_argument("--window_period_seconds", default=None, type=float,
                             help="start a window every N seconds (sliding); default: fixed")
         parser.add_argument("--allowed_lateness_seconds", default=300.0, type=float,
                             help="late records within this time update their window (late "
                                  "pane); later ones are counted and dropped from monitoring")
-        parser.add_argument("--negative_label", default=None,
-                            help="label whose share raises alerts (default: the bundle's "
-                                 "first label)")
-        parser.add_argument("--alert_negative_share", default=0.5, type=float,
-                            help="alert when a window's negative share exceeds this")
-        parser.add_argument("--alert_min_count", default=20, type=int,
-                            help="... and it holds at least this many records")
         parser.add_argument("--pubsub_readers", default=1, type=int,
                             help="parallel reads of --input_subscription (the DirectRunner pulls "
                                  "at most 10 messages per read and step)")

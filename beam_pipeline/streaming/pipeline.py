@@ -28,11 +28,11 @@ from apache_beam.ml.inference.base import KeyedModelHandler, PredictionResult, R
 from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
 from apache_beam.transforms import trigger, window
 
+from beam_pipeline.aggregates import AGGREGATES_PART
 from beam_pipeline.errors import InputError
 from beam_pipeline.files import write_atomically
-from beam_pipeline.model import InferenceFailure
 from beam_pipeline.options import ScoringOptions
-from beam_pipeline.planning import plan_model
+from beam_pipeline.planning import plan_alert_rule, plan_model
 from beam_pipeline.records import dead_letter_record, scored_record, utc_now
 from beam_pipeline.streaming.messages import (
     DEAD_LETTER_TAG,
@@ -50,7 +50,9 @@ from beam_pipeline.vocabulary import (
     INFERENCE_STAGE,
     METRICS_NAMESPACE,
     ROWS_SCORED,
+    SCORED,
     dead_lettered_counter,
+    unscored_counter,
 )
 
 
@@ -94,12 +96,11 @@ def plan_streaming_job(options: PipelineOptions) -> StreamingJob:
     labels = model.labels
     try:
         monitor = MonitorConfig(
-            labels=labels, negative_label=streaming.negative_label or labels[0],
-            key_name=streaming.key_attribute, window_seconds=streaming.window_seconds,
+            rule=plan_alert_rule(scoring, labels), key_name=streaming.key_attribute,
+            window_seconds=(DEFAULT_WINDOW_SECONDS if scoring.window_seconds is None
+                            else scoring.window_seconds),
             window_period_seconds=streaming.window_period_seconds,
-            allowed_lateness_seconds=streaming.allowed_lateness_seconds,
-            alert_negative_share=streaming.alert_negative_share,
-            alert_min_count=streaming.alert_min_count)
+            allowed_lateness_seconds=streaming.allowed_lateness_seconds)
     except ValueError as error:
         raise InputError(str(error)) from None
     if streaming.model_watch_interval_s <= 0:
@@ -114,9 +115,13 @@ def plan_streaming_job(options: PipelineOptions) -> StreamingJob:
     return StreamingJob(scoring, streaming, labels, message_format, monitor, handler)
 
 
+DEFAULT_WINDOW_SECONDS = 60.0
+
+
 class ToScoredRecord(beam.DoFn):
-    """``(ParsedMessage, PredictionResult)`` -> the scored record, stamped with its event time;
-    a message ONNX Runtime failed on goes to the ``dead_letter`` output (reason
+    """``(ParsedMessage, PredictionResult)`` -> the record (scored, or unscored with its
+    status), stamped with its event time; a message ONNX Runtime failed on goes to the
+    ``dead_letter`` output (reason
     ``inference_error``, the error's type and first line in ``error``; logged without text)."""
 
     def __init__(self, labels: tuple[str, ...]):
@@ -127,15 +132,19 @@ class ToScoredRecord(beam.DoFn):
 
     def process(self, scored: tuple[ParsedMessage, PredictionResult]) -> Iterator[Any]:
         parsed, result = scored
-        if isinstance(result.inference, InferenceFailure):
+        outcome = result.inference
+        if outcome.failure is not None:
             self._failed.inc()
             yield beam.pvalue.TaggedOutput(DEAD_LETTER_TAG, dead_letter_record(
                 parsed.row, parsed.record_id, INFERENCE_ERROR, INFERENCE_STAGE,
-                str(result.inference)))
+                str(outcome.failure)))
             return
-        record = scored_record(parsed.row, parsed.record_id, result.inference, self._labels,
+        record = scored_record(parsed.row, parsed.record_id, outcome, self._labels,
                                result.model_id, utc_now())
-        self._scored.inc()
+        if outcome.status == SCORED:
+            self._scored.inc()
+        else:
+            Metrics.counter(METRICS_NAMESPACE, unscored_counter(outcome.status)).inc()
         yield window.TimestampedValue(record, parsed.event_time)
 
 
@@ -148,7 +157,7 @@ def monitoring_message(record: dict[str, Any]) -> beam.io.gcp.pubsub.PubsubMessa
 @dataclasses.dataclass(frozen=True)
 class StreamingOutputs:
     """The pipeline's PCollections of records (before they are written); no monitoring ones
-    without ``--aggregates_topic``."""
+    without ``--aggregates_topic`` or ``--output_files``."""
 
     scored: beam.PCollection
     dead_letters: beam.PCollection
@@ -181,20 +190,20 @@ class WritePaneFile(beam.DoFn):
         yield write_atomically(path, write_lines)
 
 
-def _write_windowed_files(scored: beam.PCollection, streaming: StreamingOptions) -> None:
-    """Scored records as JSON lines, one file per window and pane: the on-time pane when the
-    watermark passes the window's end, then a late pane a window length after the first record
-    arriving late (within the allowed lateness)."""
-    (scored
-     | "FilesWindow" >> beam.WindowInto(
-         window.FixedWindows(streaming.window_seconds),
-         trigger=trigger.AfterWatermark(
-             late=trigger.AfterProcessingTime(streaming.window_seconds)),
+def _write_windowed_files(records: beam.PCollection, prefix: str, window_seconds: float,
+                          allowed_lateness_seconds: float, name: str) -> None:
+    """Records as JSON lines, one file per window and pane: the on-time pane when the watermark
+    passes the window's end, then a late pane a window length after the first record arriving
+    late (within the allowed lateness)."""
+    (records
+     | f"{name}Window" >> beam.WindowInto(
+         window.FixedWindows(window_seconds),
+         trigger=trigger.AfterWatermark(late=trigger.AfterProcessingTime(window_seconds)),
          accumulation_mode=trigger.AccumulationMode.DISCARDING,
-         allowed_lateness=streaming.allowed_lateness_seconds)
-     | "FilesKey" >> beam.Map(lambda record: (None, record))
-     | "FilesPane" >> beam.GroupByKey()
-     | "WriteFiles" >> beam.ParDo(WritePaneFile(streaming.output_files)))
+         allowed_lateness=allowed_lateness_seconds)
+     | f"{name}Key" >> beam.Map(lambda record: (None, record))
+     | f"{name}Pane" >> beam.GroupByKey()
+     | f"Write{name}" >> beam.ParDo(WritePaneFile(prefix)))
 
 
 def build_streaming_pipeline(pipeline: beam.Pipeline, job: StreamingJob) -> StreamingOutputs:
@@ -226,12 +235,18 @@ def build_streaming_pipeline(pipeline: beam.Pipeline, job: StreamingJob) -> Stre
         (dead_letters | "DeadLetterMessages" >> beam.Map(to_pubsub_message)
          | "WriteDeadLetters" >> WriteToPubSub(streaming.dead_letter_topic, with_attributes=True))
     monitoring = {"aggregates": None, "alerts": None}
-    if streaming.aggregates_topic:
+    if streaming.aggregates_topic or streaming.output_files:
         monitoring = scored | "Monitor" >> MonitorSentiment(job.monitor)
-        ((monitoring["aggregates"], monitoring["alerts"])
-         | "AllMonitoring" >> beam.Flatten()
+        all_monitoring = ((monitoring["aggregates"], monitoring["alerts"])
+                          | "AllMonitoring" >> beam.Flatten())
+    if streaming.aggregates_topic:
+        (all_monitoring
          | "MonitoringMessages" >> beam.Map(monitoring_message)
          | "WriteMonitoring" >> WriteToPubSub(streaming.aggregates_topic, with_attributes=True))
     if streaming.output_files:
-        _write_windowed_files(scored, streaming)
+        lateness = streaming.allowed_lateness_seconds
+        _write_windowed_files(scored, streaming.output_files, job.monitor.window_seconds,
+                              lateness, "Files")
+        _write_windowed_files(all_monitoring, f"{streaming.output_files}-{AGGREGATES_PART}",
+                              job.monitor.window_seconds, lateness, "AggregateFiles")
     return StreamingOutputs(scored, dead_letters, monitoring["aggregates"], monitoring["alerts"])
