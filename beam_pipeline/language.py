@@ -1,13 +1,14 @@
 """Language identification before scoring: each text gets an ISO 639-1 code and a confidence,
 and a text in a language the model does not read is left unscored (``unsupported_language``).
 
-`py3langid` (the langid.py model, shipped in its PyPI package), restricted to English and the
-languages most common on social media, reads the text with links, mentions and cashtags removed.
-A text is called unsupported only when the guess is another language, its confidence is at
-least `MIN_CONFIDENCE`, and the text is long enough to trust the guess (`MIN_LATIN_LETTERS`
-Latin letters, or `MIN_OTHER_SCRIPT_LETTERS` letters mostly in another script): shorter texts
-are scored whatever the guess. Why this library and these thresholds: docs/design.md,
-"Languages" (benchmarks/results/language_id.md has the measurements).
+`py3langid` (the langid.py model, shipped in its PyPI package; all its languages but Nigerian
+Pidgin and Latin, which took most of its errors on English tweets) reads the text with links,
+mentions and cashtags removed. A text is unsupported when its language is not one the model
+reads and either it is mostly in a non-Latin script (at least `MIN_OTHER_SCRIPT_LETTERS`
+letters), or its confidence is at least `MIN_CONFIDENCE` and it has at least
+`MIN_LATIN_LETTERS` Latin letters: shorter texts are scored whatever the guess, since below
+that the guess itself is unreliable. A text without letters gets ``und``. Measurements behind
+the library and the thresholds: benchmarks/results/language_id.md.
 """
 from __future__ import annotations
 
@@ -17,42 +18,47 @@ import threading
 from collections.abc import Sequence
 from typing import Optional
 
-#: The languages the identifier chooses among (a closed set halves its errors on English posts)
-CANDIDATES = ("en", "es", "pt", "fr", "de", "it", "nl", "ru", "uk", "pl", "tr", "ar", "fa", "ur",
-              "hi", "bn", "ja", "zh", "ko", "id", "ms", "tl", "vi", "th", "sv")
 MIN_CONFIDENCE = 0.5
-MIN_LATIN_LETTERS = 20
+MIN_LATIN_LETTERS = 15
 MIN_OTHER_SCRIPT_LETTERS = 5
-_NOISE = re.compile(r"(?:https?://|www\.)\S+|(?<!\w)[@$]\w+", re.IGNORECASE)
+UNDETERMINED = "und"
+EXCLUDED = frozenset({"pcm", "la"})  # py3langid labels English posts with these
+_NOISE = re.compile(r"(?:https?://|www\.)\S+|(?<!\w)[@$][\w.]+", re.IGNORECASE)
+_LITERAL_ESCAPE = re.compile(r"\\u([0-9a-fA-F]{4})")  # "\u2019" left as text by double escaping
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
 _LOCK = threading.Lock()
 _IDENTIFIER = None
 
 
 def _identifier():
-    """One py3langid identifier per process (loading its model takes about a second)."""
+    """One py3langid identifier per process (its model loads in about two seconds)."""
     global _IDENTIFIER
     with _LOCK:
         if _IDENTIFIER is None:
             from py3langid.langid import MODEL_FILE, LanguageIdentifier
 
             identifier = LanguageIdentifier.from_model_file(MODEL_FILE, norm_probs=True)
-            identifier.set_languages(list(CANDIDATES))
+            identifier.set_languages([code for code in identifier.nb_classes
+                                      if code not in EXCLUDED])
             _IDENTIFIER = identifier
     return _IDENTIFIER
 
 
 def identification_text(text: str) -> str:
     """What the identifier reads: links, @mentions and $cashtags removed, ``#tag`` read as
-    ``tag``, HTML entities decoded."""
-    return _NOISE.sub(" ", html.unescape(text)).replace("#", " ")
+    ``tag``, HTML entities and literal ``\\uXXXX`` escapes decoded, control characters and lone
+    surrogates dropped."""
+    text = _LITERAL_ESCAPE.sub(lambda match: chr(int(match.group(1), 16)), text)
+    text = text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+    text = _NOISE.sub(" ", html.unescape(_CONTROL.sub(" ", text)))
+    return text.replace("#", " ")
 
 
-def _long_enough(text: str) -> bool:
+def _letters(text: str) -> tuple[int, int]:
+    """Letters, and Latin letters among them."""
     letters = [char for char in text if char.isalpha()]
-    latin = sum(1 for char in letters if char < "\u0250")
-    if latin >= MIN_LATIN_LETTERS:
-        return True
-    return len(letters) >= MIN_OTHER_SCRIPT_LETTERS and latin * 2 < len(letters)
+    latin = sum(1 for char in letters if char < "\u0250" or "\u1e00" <= char <= "\u1eff")
+    return len(letters), latin
 
 
 class LanguageGate:
@@ -62,15 +68,20 @@ class LanguageGate:
     def __init__(self, languages: Optional[Sequence[str]]):
         self.languages = None if languages is None else frozenset(languages)
 
-    def identify(self, texts: Sequence[str]) -> list[tuple[Optional[str], float, bool]]:
+    def identify(self, texts: Sequence[str]) -> list[tuple[str, float, bool]]:
         """``(language, confidence, supported)`` per text."""
-        identifier = _identifier()
-        results = []
-        for text in texts:
-            cleaned = identification_text(text)
-            language, confidence = identifier.classify(cleaned)
-            confidence = round(float(confidence), 4)
-            supported = (self.languages is None or language in self.languages
-                         or confidence < MIN_CONFIDENCE or not _long_enough(cleaned))
-            results.append((language, confidence, supported))
-        return results
+        return [self._identify(text) for text in texts]
+
+    def _identify(self, text: str) -> tuple[str, float, bool]:
+        cleaned = identification_text(text)
+        letters, latin = _letters(cleaned)
+        if not letters:
+            return UNDETERMINED, 0.0, True
+        language, confidence = _identifier().classify(cleaned)
+        language = UNDETERMINED if language == "zxx" else language
+        confidence = round(float(confidence), 4)
+        if self.languages is None or language in self.languages or language == UNDETERMINED:
+            return language, confidence, True
+        other_script = letters - latin >= MIN_OTHER_SCRIPT_LETTERS and letters - latin > latin
+        confident = confidence >= MIN_CONFIDENCE and latin >= MIN_LATIN_LETTERS
+        return language, confidence, not (other_script or confident)

@@ -49,7 +49,7 @@ def streaming_options(model: str, streams: Streams, **extra) -> PipelineOptions:
         runner="BundleBasedDirectRunner", streaming=True, model=model,
         input_subscription=streams.subscriptions["in"], output_topic=streams.topics["scored"],
         dead_letter_topic=streams.topics["dead"], aggregates_topic=streams.topics["aggregates"],
-        key_attribute="brand", window_seconds=2, allowed_lateness_seconds=600,
+        key_attribute="brand", window_seconds=2.0, allowed_lateness_seconds=600,
         alert_negative_share=0.0, alert_min_posts=1, max_message_bytes=2048,
         pubsub_readers=2) | extra
     return PipelineOptions(flags=[], **settings)

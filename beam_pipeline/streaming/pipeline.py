@@ -18,6 +18,7 @@ docs/design.md, "Streaming pipeline".
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Iterator
 from typing import Any, Optional
 
@@ -198,7 +199,9 @@ def _write_windowed_files(records: beam.PCollection, prefix: str, window_seconds
     (records
      | f"{name}Window" >> beam.WindowInto(
          window.FixedWindows(window_seconds),
-         trigger=trigger.AfterWatermark(late=trigger.AfterProcessingTime(window_seconds)),
+         # Beam wants whole milliseconds here: a float window length failed translation
+         trigger=trigger.AfterWatermark(late=trigger.AfterProcessingTime(
+             math.ceil(window_seconds))),
          accumulation_mode=trigger.AccumulationMode.DISCARDING,
          allowed_lateness=allowed_lateness_seconds)
      | f"{name}Key" >> beam.Map(lambda record: (None, record))
