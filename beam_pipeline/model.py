@@ -351,7 +351,7 @@ def nvidia_device_present() -> bool:
 
 def load_scoring_model(bundle_root: str, precision: str = "auto", device: str = "auto",
                        max_batch_size: int = 64, max_length: Optional[int] = None,
-                       long_text: str = "truncate", intra_op_threads: int = 0,
+                       long_text: str = "head_tail", intra_op_threads: int = 0,
                        pinned_sha256: Optional[Mapping[str, str]] = None,
                        window_weighting: str = "length") -> ScoringModel:
     """Validates the bundle, creates the session on the best allowed device, returns the model.

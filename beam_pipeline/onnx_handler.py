@@ -26,7 +26,7 @@ class OnnxSentimentModelHandler(ModelHandler[str, PredictionResult, ScoringModel
 
     def __init__(self, bundle_root: str, *, precision: str = "auto", device: str = "auto",
                  max_batch_size: int = 64, max_length: Optional[int] = None,
-                 long_text: str = "truncate", intra_op_threads: int = 0,
+                 long_text: str = "head_tail", intra_op_threads: int = 0,
                  pinned_sha256: Optional[Mapping[str, str]] = None,
                  window_weighting: str = "length", **batching_kwargs):
         """``max_batch_size`` bounds both Beam's batches and the ONNX sub-batches;

@@ -45,7 +45,7 @@ class ScoringOptions(PipelineOptions):
                             help="rows per ONNX Runtime call")
         parser.add_argument("--max_length", default=None, type=_positive_int,
                             help="tokens per row or window (default: the bundle's max_length)")
-        parser.add_argument("--long_text", default="truncate", choices=LONG_TEXT_MODES,
+        parser.add_argument("--long_text", default="head_tail", choices=LONG_TEXT_MODES,
                             help="texts longer than max_length tokens: truncate (first tokens), "
                                  "head_tail (first quarter and last three quarters), chunk "
                                  "(overlapping windows, probabilities averaged)")

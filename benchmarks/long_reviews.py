@@ -3,8 +3,9 @@
 Scores ``../shared/data/yelp_reviews`` (stars >= 4 positive, <= 2 negative, 3 left out) with an
 SST-2 model's fp32 bundle in every long-text mode the scoring model has: ``truncate`` (first
 max_length tokens), ``head_tail`` (first quarter and last three quarters), ``chunk`` (overlapping
-windows) with its window weightings (``length``, ``confidence``, ``last``). Reports accuracy
-overall, on the reviews longer than max_length tokens and on the others, and seconds per row
+windows) with its window weightings (``length``, ``confidence``, ``last``), at the bundle's
+max_length and at longer and shorter windows. Reports accuracy overall, on the reviews longer
+than the bundle's max_length tokens and on the others, and seconds per row
 (median of interleaved rounds, with the ratio to ``truncate`` measured in the same round)::
 
     .venv/bin/python benchmarks/long_reviews.py [--model_dir DIR] [--rounds 3]
@@ -23,8 +24,10 @@ from pathlib import Path
 import benchlib
 
 NAME = "long_reviews"
-MODES = [("truncate", "length"), ("head_tail", "length"), ("chunk", "length"),
-         ("chunk", "confidence"), ("chunk", "last")]
+#: (--long_text, --window_weighting, --max_length; None: the bundle's)
+MODES = [("truncate", "length", None), ("head_tail", "length", None), ("chunk", "length", None),
+         ("chunk", "confidence", None), ("chunk", "last", None), ("truncate", "length", 256),
+         ("truncate", "length", 512), ("head_tail", "length", 256), ("chunk", "length", 64)]
 
 
 def reviews() -> tuple[list[str], list[int]]:
@@ -50,12 +53,13 @@ def measure(args: argparse.Namespace) -> dict:
 
     texts, labels = reviews()
     bundle = bundle_for(Path(args.model_dir), benchlib.default_models_dir())
-    models = {f"{mode}/{weighting}": load_scoring_model(
+    models = {f"{mode} / {weighting} / {max_length or 'bundle'}": load_scoring_model(
         str(bundle), precision="fp32", device="cpu", long_text=mode, window_weighting=weighting,
-        intra_op_threads=args.threads) for mode, weighting in MODES}
-    lengths = [result.tokens for result in
-               next(iter(models.values())).score_rows(texts)]
-    max_length = next(iter(models.values())).max_length
+        max_length=max_length, intra_op_threads=args.threads)
+        for mode, weighting, max_length in MODES}
+    baseline = next(iter(models))
+    lengths = [result.tokens for result in models[baseline].score_rows(texts)]
+    max_length = models[baseline].max_length
     seconds: dict[str, list[float]] = {name: [] for name in models}
     predictions = {}
     for _ in range(args.rounds):
@@ -75,7 +79,7 @@ def measure(args: argparse.Namespace) -> dict:
             "accuracy_short": round(sum(short_rows) / len(short_rows), 4),
             "ms_per_row": round(1000 * statistics.median(seconds[name]) / len(texts), 2),
             "time_vs_truncate": round(statistics.median(
-                own / base for own, base in zip(seconds[name], seconds["truncate/length"])), 2)})
+                own / base for own, base in zip(seconds[name], seconds[baseline])), 2)})
     return {"command": benchlib.command_line("long_reviews.py"), "date": benchlib.now(),
             "machine": benchlib.machine(), "model_dir": str(args.model_dir),
             "max_length": max_length, "reviews": len(texts),
@@ -90,7 +94,8 @@ def markdown(result: dict) -> str:
              f"{result['long_reviews']} of them longer than {result['max_length']} tokens; "
              f"time: median of {result['rounds']} interleaved rounds over all reviews, "
              f"{result['threads']} ONNX Runtime threads.", "",
-             "| --long_text / --window_weighting | accuracy | on long reviews | on the others "
+             "| --long_text / --window_weighting / --max_length | accuracy | on long reviews "
+             "| on the others "
              "| gap (points) | ms per row | time × truncate |",
              "|---|---:|---:|---:|---:|---:|---:|"]
     for row in result["results"]:

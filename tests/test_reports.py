@@ -66,40 +66,60 @@ def previous_summary() -> dict:
     return previous
 
 
-def aggregate(key: str, day: int, count: int, negative_share: float, pane: int = 0,
-              record_type: str = "aggregate", **extra) -> dict:
-    """An aggregate (or alert) record of a one-day window starting on 2026-11-<day>."""
-    negative = round(count * negative_share)
-    record = {"type": record_type, "key": key, "window_start": f"2026-11-{day:02d}T00:00:00Z",
-              "window_end": f"2026-11-{day + 1:02d}T00:00:00Z", "count": count,
-              "counts": {"negative": negative, "positive": count - negative},
+def aggregate(key: str, day: int | None, posts: int, negative_share: float,
+              record_type: str = "aggregate", *, reach: int | None = None,
+              pane: int | None = None, **extra) -> dict:
+    """An aggregate (or alert) record of a one-day window starting on 2026-11-<day> (no window
+    when ``day`` is None), in the shape of `beam_pipeline.aggregates`: shares over ``posts``,
+    ``reach`` (default posts + 50, so weighting by it would give other numbers) and languages
+    over every record. ``pane`` makes it a streaming record (pane_index and timing)."""
+    negative = round(posts * negative_share)
+    reach = posts + 50 if reach is None else reach
+    record = {"type": record_type, "key": key,
+              "window_start": None if day is None else f"2026-11-{day:02d}T00:00:00Z",
+              "window_end": None if day is None else f"2026-11-{day + 1:02d}T00:00:00Z",
+              "posts": posts, "reach": reach,
+              "counts": {"negative": negative, "positive": posts - negative},
               "mean_probabilities": {"negative": negative_share, "positive": 1 - negative_share},
-              "negative_share": negative_share, "pane_index": pane,
-              "timing": "ON_TIME" if pane == 0 else "LATE", **extra}
+              "negative_share": negative_share, "languages": {"en": reach - 8, "fr": 5, "de": 3},
+              "unsupported_language": 3, **extra}
+    if pane is not None:
+        record.update(pane_index=pane, timing="ON_TIME" if pane == 0 else "LATE")
     if record_type == "alert":
-        record.update(threshold=0.5, min_count=20)
+        record.update(threshold=0.5, min_posts=20)
     return record
 
 
 def run_aggregates() -> list[dict]:
-    """acme and beta over three days (beta's last window updated by a late pane), gamma once."""
+    """A batch run's aggregates (no panes): acme and beta over three days, gamma once."""
     return [aggregate("acme", 1, 100, 0.3), aggregate("acme", 2, 120, 0.45),
-            aggregate("acme", 3, 130, 0.62), aggregate("acme", 3, 130, 0.62, record_type="alert"),
+            aggregate("acme", 3, 130, 0.62), aggregate("acme", 3, 130, 0.62, "alert"),
             aggregate("beta", 1, 80, 0.2), aggregate("beta", 2, 90, 0.25),
-            aggregate("beta", 3, 100, 0.3), aggregate("beta", 3, 110, 0.55, pane=1),
-            aggregate("beta", 3, 110, 0.55, pane=1, record_type="alert"),
+            aggregate("beta", 3, 110, 0.55), aggregate("beta", 3, 110, 0.55, "alert"),
             aggregate("gamma", 2, 40, 0.4)]
 
 
 def stream_records() -> list[dict]:
-    """The run's aggregates with the newer streaming fields."""
-    records = [dict(record, posts=record["count"] - 5, reach=record["count"] * 3,
-                    languages={"en": record["count"] - 8, "fr": 5, "de": 3},
-                    unsupported_language=3)
-               for record in run_aggregates()]
+    """The same windows from the streaming pipeline: panes, beta's last window updated by a late
+    pane, and a corrected share."""
+    records = [aggregate("acme", 1, 100, 0.3, pane=0), aggregate("acme", 2, 120, 0.45, pane=0),
+               aggregate("acme", 3, 130, 0.62, pane=0),
+               aggregate("acme", 3, 130, 0.62, "alert", pane=0),
+               aggregate("beta", 1, 80, 0.2, pane=0), aggregate("beta", 2, 90, 0.25, pane=0),
+               aggregate("beta", 3, 100, 0.3, pane=0), aggregate("beta", 3, 110, 0.55, pane=1),
+               aggregate("beta", 3, 110, 0.55, "alert", pane=1),
+               aggregate("gamma", 2, 40, 0.4, pane=0)]
     records[2].update(corrected_share_negative=0.31, corrected_share_negative_low=0.28,
                       corrected_share_negative_high=0.35)
     return records
+
+
+def untimed_aggregates() -> list[dict]:
+    """A batch run keyed without a time column: one window (window_start null) per key."""
+    return [aggregate("acme", None, 200, 0.35, reach=320),
+            aggregate("beta", None, 150, 0.6, reach=900),
+            aggregate("beta", None, 150, 0.6, "alert", reach=900),
+            aggregate("gamma", None, 30, 0.1, reach=31)]
 
 
 @pytest.fixture(scope="module")
@@ -144,6 +164,20 @@ class ShownPage:
     def embedded(self, element_id: str):
         return json.loads(self.driver.execute_script(
             "return document.getElementById(arguments[0]).textContent;", element_id))
+
+    def table_rows(self, table_id: str) -> list[list[str]]:
+        """The cells of the table's body rows, as shown."""
+        return self.driver.execute_script(
+            "const table = document.getElementById(arguments[0]);"
+            "return table ? Array.from(table.tBodies[0].rows,"
+            "    row => Array.from(row.cells, cell => cell.textContent)) : null;", table_id)
+
+    def cards(self) -> dict[str, str]:
+        """The headline cards, label -> value as shown."""
+        return self.driver.execute_script(
+            "return Object.fromEntries(Array.from(document.querySelectorAll('.card'), card =>"
+            "    [card.querySelector('.label').textContent,"
+            "     card.querySelector('.value').textContent]));")
 
     def chart_ids(self) -> list[str]:
         return self.driver.execute_script(
@@ -206,16 +240,25 @@ def test_batch_report_charts_hold_the_summary_numbers(show):
     files = {trace["name"]: trace["x"] for trace in shown.traces("chart-files")}
     assert files == {"negative": [200, 200], "positive": [280, 270], "unscored": [10, 10],
                      "dead-lettered": [10, 20]}
-    assert shown.trace("chart-negative-share", "beta")["y"] == [0.2, 0.25, 0.55]
+    beta = shown.trace("chart-negative-share", "beta")
+    assert beta["y"] == [0.2, 0.25, 0.55]
+    assert [point[0] for point in beta["customdata"]] == [80, 90, 110]
+    assert [point[1] for point in beta["customdata"]] == ["130", "140", "160"]
+    assert [point[2] for point in beta["customdata"]] == ["", "", ""]  # batch: no panes
     alerts = shown.trace("chart-negative-share", "alert")
     assert alerts["y"] == [0.62, 0.55] and len(alerts["x"]) == 2
+    assert alerts["customdata"] == [["acme", 130, "20"], ["beta", 110, "20"]]
+    assert shown.table_rows("table-top-negative-share")[:2] == [
+        ["acme", "2026-11-03 00:00", "130", "180", "62.0 %", "alert"],
+        ["beta", "2026-11-03 00:00", "110", "160", "55.0 %", "alert"]]
     assert close_to(shown.trace("chart-compare-sentiment", "earlier run")["y"],
                     [300 / 950, 650 / 950])
     assert close_to(shown.trace("chart-compare-confidence", "this run")["y"],
                     [count / 950 for count in CONFIDENCE_COUNTS])
     compared = shown.trace("chart-compare-keys", "this run")
-    acme_share = (100 * 0.3 + 120 * 0.45 + 130 * 0.62) / 350
+    acme_share = (100 * 0.3 + 120 * 0.45 + 130 * 0.62) / 350  # weighted by posts, not reach
     assert close_to([dict(zip(compared["x"], compared["y"]))["acme"]], [acme_share])
+    assert dict(zip(compared["x"], compared["customdata"]))["acme"] == 350
     assert shown.embedded("summary-data") == summary
     assert len(shown.embedded("aggregates-data")) == len(run_aggregates())
     text = shown.text
@@ -225,6 +268,8 @@ def test_batch_report_charts_hold_the_summary_numbers(show):
                  "12 rows (1.3 %) truncated", "What changed since out/previous",
                  "gamma", "+30.0 points"):
         assert seen in text, seen
+    assert {label: shown.cards()[label] for label in ("windows", "posts", "reach")} == {
+        "windows": "7", "posts": "670", "reach": "1,020"}  # reach: posts + 50 per window
 
 
 def test_the_test_browser_has_no_network(driver):
@@ -276,6 +321,59 @@ def test_a_key_with_a_single_window_says_so(show):
     assert shown.trace("chart-negative-share", "acme")["y"] == [0.6]
 
 
+def batch_summary_without_time() -> dict:
+    summary = full_summary()
+    summary["aggregates"].update(time_column=None, window_seconds=None, windows=1, keys=3,
+                                 alerts=1)
+    return summary
+
+
+def test_aggregates_without_a_time_window_are_one_bar_per_key(show):
+    shown = show(render_batch_report(batch_summary_without_time(), untimed_aggregates()),
+                 "batch-all-time")
+    bars = shown.trace("chart-negative-share", "all time")
+    assert bars["x"] == ["beta", "acme", "gamma"]  # the alerted key first, then by share
+    assert bars["y"] == [0.6, 0.35, 0.1]
+    assert bars["customdata"] == [[150, "900"], [200, "320"], [30, "31"]]
+    assert shown.table_rows("table-top-negative-share") == [
+        ["beta", "all time", "150", "900", "60.0 %", "alert"],
+        ["acme", "all time", "200", "320", "35.0 %", ""],
+        ["gamma", "all time", "30", "31", "10.0 %", ""]]
+    text = shown.text
+    for seen in ("no time column (one window per key over the whole run)",
+                 "These aggregates have no time window (the run had no time column)",
+                 "These aggregates have no time window, so there is no change over time to rank."):
+        assert seen in text, seen
+    assert {label: shown.cards()[label] for label in ("windows", "posts", "reach")} == {
+        "windows": "3", "posts": "380", "reach": "1,251"}
+    assert "single window" not in text and "table-top-change" not in shown.html
+
+
+def test_windows_without_a_time_value_beside_timed_ones_are_listed_not_charted(show):
+    records = run_aggregates() + [aggregate("delta", None, 60, 0.8, reach=70)]
+    shown = show(render_batch_report(full_summary(), records), "batch-no-time-value")
+    assert "delta" not in [trace["name"] for trace in shown.traces("chart-negative-share")]
+    assert "Left out of the chart: 1 window of records without a time value" in shown.text
+    assert shown.table_rows("table-top-negative-share")[0] == [
+        "delta", "no time value", "60", "70", "80.0 %", ""]
+
+
+def test_stream_page_of_records_without_time_windows(show):
+    shown = show(render_stream_page(untimed_aggregates()), "stream-all-time")
+    assert shown.trace("chart-negative-share", "all time")["y"] == [0.6, 0.35, 0.1]
+    posts, reach = shown.trace("chart-volume", "posts"), shown.trace("chart-volume", "reach")
+    assert posts["x"] == reach["x"] == ["acme", "beta", "gamma"]  # most posts first
+    assert posts["y"] == [200, 150, 30] and reach["y"] == [320, 900, 31]
+    negative = shown.trace("chart-probabilities", "negative")
+    assert negative["x"] == ["acme", "beta", "gamma"] and close_to(negative["y"], [0.35, 0.6, 0.1])
+    assert shown.trace("chart-languages", "en")["y"] == [312, 892, 23]
+    assert shown.table_rows("table-latest")[1][:6] == ["beta", "all time", "—", "150", "900",
+                                                      "60.0 %"]
+    assert "These windows have no times, so volume is one bar per key" in shown.text
+    assert shown.cards()["posts (all time)"] == "380"
+    assert shown.cards()["reach (all time)"] == "1,251"
+
+
 def test_an_old_summary_missing_fields_still_gives_a_page(show):
     summary = {"counts": {"rows_read": 10, "scored": 10}, "sentiment": "not a mapping",
                "confidence": {"bin_edges": [0, 0.5, 1], "counts": [1, 2, 3]}, "files": "nope"}
@@ -296,31 +394,50 @@ def test_stream_page_shows_the_latest_pane_alerts_volume_and_languages(show):
     beta = shown.trace("chart-negative-share", "beta")
     assert beta["y"] == [0.2, 0.25, 0.55]
     assert beta["x"] == ["2026-11-01 00:00:00", "2026-11-02 00:00:00", "2026-11-03 00:00:00"]
+    assert [point[2] for point in beta["customdata"]] == [", pane 0", ", pane 0", ", pane 1"]
     assert shown.trace("chart-negative-share", "alert")["y"] == [0.62, 0.55]
-    assert shown.trace("chart-volume", "beta")["y"] == [75, 85, 105]
-    assert shown.trace("chart-volume", "beta reach")["y"] == [240, 270, 330]
+    assert shown.trace("chart-volume", "beta")["y"] == [80, 90, 110]
+    assert shown.trace("chart-volume", "beta reach")["y"] == [130, 140, 160]
+    assert shown.trace("chart-volume", "acme reach")["y"] == [150, 170, 180]
     english = shown.trace("chart-languages", "en")
-    assert english["y"] == [92 + 72, 112 + 82 + 32, 122 + 102]
+    assert english["y"] == [142 + 122, 162 + 132 + 82, 172 + 152]
     assert shown.trace("chart-languages", "unsupported language (not scored)")["y"] == [6, 9, 6]
+    latest = {row[0]: row for row in shown.table_rows("table-latest")}
+    assert latest["beta"][:7] == ["beta", "2026-11-03 00:00", "1", "110", "160", "55.0 %",
+                                  "+30.0 points"]
+    assert latest["acme"][7] == "31.0 % (28.0 % – 35.0 %)"
+    assert shown.table_rows("table-alerts") == [
+        ["acme", "2026-11-03 00:00", "62.0 %", "130", "180", "0.5", "20", "0"],
+        ["beta", "2026-11-03 00:00", "55.0 %", "110", "160", "0.5", "20", "1"]]
     negative = shown.trace("chart-probabilities", "negative")
     assert close_to(negative["y"], [(100 * 0.3 + 80 * 0.2) / 180,
                                     (120 * 0.45 + 90 * 0.25 + 40 * 0.4) / 250,
                                     (130 * 0.62 + 110 * 0.55) / 240])
     assert shown.embedded("stream-data") == records
     for seen in ("Brand watch", "This page reloads itself every 30 s.", "late updates",
-                 "31.0 % (28.0 % – 35.0 %)", "en 94 %", "1 of 3 keys has a single window"):
+                 "31.0 % (28.0 % – 35.0 %)", "en 96 %", "1 of 3 keys has a single window",
+                 "min posts"):
         assert seen in shown.text, seen
+    cards = shown.cards()
+    assert (cards["posts in the latest window"], cards["reach in the latest window"],
+            cards["late updates"]) == ("240", "340", "1")
 
 
 def test_stream_page_of_older_records_and_of_none(show):
     older = [{key: value for key, value in record.items()
-              if key not in ("posts", "reach", "languages", "unsupported_language")}
+              if key not in ("reach", "languages", "unsupported_language")}
              for record in stream_records()]
-    shown = show(render_stream_page(older + ["not a record", {"type": "too_late"}]),
+    counted = {**aggregate("delta", 1, 50, 0.9, pane=0), "count": 50}  # the shape before posts
+    del counted["posts"]
+    shown = show(render_stream_page(older + ["not a record", {"type": "too_late"}, counted]),
                  "stream-older")
     assert shown.trace("chart-volume", "acme")["y"] == [100, 120, 130]
+    assert "acme reach" not in [trace["name"] for trace in shown.traces("chart-volume")]
+    assert "Some windows carry no reach" in shown.text
     assert "These records carry no language counts" in shown.text
-    assert "Ignored 2 records" in shown.text
+    assert ("Ignored 3 records: not aggregate or alert records with a key, posts, negative share "
+            "and readable window times.") in shown.text
+    assert "delta" not in [trace["name"] for trace in shown.traces("chart-negative-share")]
     empty = show(render_stream_page([], refresh_seconds=5), "stream-empty")
     assert "No aggregate or alert records yet" in empty.text
     assert empty.chart_ids() == []
@@ -377,7 +494,7 @@ def test_command_keeps_refreshing_until_sigterm(tmp_path):
     try:
         wait_for(lambda: output.exists() and len(embedded_records(output)) == len(records))
         assert '<meta http-equiv="refresh" content="1">' in output.read_text(encoding="utf-8")
-        new_window = aggregate("delta", 4, 30, 0.1, posts=30, reach=60)
+        new_window = aggregate("delta", 4, 30, 0.1, reach=60, pane=0)
         write_lines(tmp_path / "stream-2.jsonl", [new_window])
         wait_for(lambda: embedded_records(output)[-1] == new_window)
         process.send_signal(signal.SIGTERM)

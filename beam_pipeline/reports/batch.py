@@ -481,10 +481,15 @@ def _keys_section(run: RunSummary, windows: WindowSet | None) -> str:
     if not windows.by_key:
         return page.section(title, page.sentence("The aggregates hold no windows: no key scored "
                                                  "any row."), settings, section_id="keys")
+    reach = [window.reach for window in windows.windows]
     items = [("keys", page.format_count(len(windows.by_key))),
              ("windows", page.format_count(len(windows.windows))),
-             ("windows with alerts", page.format_count(len(windows.alerted)))]
-    return page.section(title, settings, page.cards(items), *negative_share_parts(windows),
+             ("windows with alerts", page.format_count(len(windows.alerted))),
+             ("posts", page.format_count(sum(window.posts for window in windows.windows))),
+             ("reach", page.format_count(None if None in reach else sum(reach)))]
+    return page.section(title, settings, page.cards(items), page.sentence(
+        "Shares are over posts (distinct scored posts: copies of a post count once); reach "
+        "counts every scored record, copies included."), *negative_share_parts(windows),
                         top_keys_tables(windows), section_id="keys")
 
 
@@ -498,6 +503,8 @@ def _aggregate_settings(run: RunSummary) -> str:
         parts.append(f"keyed by {key_column}")
     if time_column and window_seconds:
         parts.append(f"windows of {_duration(window_seconds)} on {time_column}")
+    elif "time_column" in aggregates and time_column is None:
+        parts.append("no time column (one window per key over the whole run)")
     if as_text(aggregates.get("files")):
         parts.append(f"written to {aggregates['files']}")
     return page.sentence("Aggregates " + ", ".join(parts) + ".") if parts else ""
@@ -614,8 +621,9 @@ def _key_comparison(windows: WindowSet | None, earlier_windows: WindowSet | None
         shares = [source.run_negative_share(key) for key in shown]
         figure.add_trace(go.Bar(
             x=shown, y=[share for share, _ in shares], name=name, marker={"color": color},
-            customdata=[count for _, count in shares],
-            hovertemplate=f"{name}<br>%{{x}}: %{{y:.1%}} of %{{customdata:,}}<extra></extra>"))
+            customdata=[posts for _, posts in shares],
+            hovertemplate=f"{name}<br>%{{x}}: %{{y:.1%}} of %{{customdata:,}} posts"
+                          "<extra></extra>"))
     figure.update_xaxes(type="category")
     figure.update_yaxes(title="negative share", tickformat=".0%", range=[0, 1.05])
     shown_note = (page.sentence(f"Showing the {len(shown)} of {len(common):,} keys whose "

@@ -1,5 +1,9 @@
-"""Per key and window aggregate and alert records (one shape for batch and streaming): the latest
-pane of each window, and the negative share chart and key tables both pages show."""
+"""Per key and window aggregate and alert records (one shape for batch and streaming, see
+`beam_pipeline.aggregates`): the latest pane of each window, and the negative share chart and key
+tables both pages show. Shares are over ``posts`` (distinct scored posts); ``reach`` (every scored
+record, copies included) is shown beside them. Batch aggregates of a run without a time column
+have no window times (``window_start`` null): one window per key covering the whole run, shown as
+"all time"."""
 from __future__ import annotations
 
 import dataclasses
@@ -13,6 +17,10 @@ from beam_pipeline.reports import page
 from beam_pipeline.reports.values import as_count, as_number
 
 RECORD_TYPES = ("aggregate", "alert")
+#: how a window without times is labelled: the whole run (no time column) ...
+ALL_TIME = "all time"
+#: ... or, beside windows with times, the records that had no time value
+NO_TIME = "no time value"
 _EARLIEST = datetime.datetime.min.replace(tzinfo=datetime.UTC)
 
 
@@ -24,13 +32,19 @@ class Window:
     key: str
     start: datetime.datetime | None
     end: datetime.datetime | None
-    pane_index: int
+    pane_index: int | None
     record: Mapping[str, Any]
     alert: Mapping[str, Any] | None
 
     @property
-    def count(self) -> int:
-        return as_count(self.record["count"])
+    def posts(self) -> int:
+        """Distinct scored posts: the denominator of the counts and shares."""
+        return as_count(self.record["posts"])
+
+    @property
+    def reach(self) -> int | None:
+        """Every scored record, copies included (None where the record lacks it)."""
+        return as_count(self.record.get("reach"))
 
     @property
     def negative_share(self) -> float:
@@ -38,8 +52,13 @@ class Window:
 
     @property
     def x(self) -> str:
-        """The window's position on a time axis (its start, UTC)."""
-        return self.start.strftime("%Y-%m-%d %H:%M:%S")
+        """The window's position on a time axis (its start, UTC); `ALL_TIME` without times."""
+        return ALL_TIME if self.start is None else self.start.strftime("%Y-%m-%d %H:%M:%S")
+
+    @property
+    def pane_note(self) -> str:
+        """", pane N" for a streaming window, "" for a batch one (which has no panes)."""
+        return "" if self.pane_index is None else f", pane {self.pane_index}"
 
     def number(self, field: str) -> float | None:
         return as_number(self.record.get(field))
@@ -66,49 +85,63 @@ class WindowSet:
         """Whether the windows have times (aggregates of a run without a time column do not)."""
         return any(window.start is not None for window in self.windows)
 
+    def label(self, window: Window) -> str:
+        """The window's start as the tables show it; `ALL_TIME` when no window has times (a run
+        without a time column), `NO_TIME` for the records without a time value beside them."""
+        if window.start is not None:
+            return page.format_time(window.start)
+        return NO_TIME if self.timed else ALL_TIME
+
     def latest(self, key: str) -> Window:
         return self.by_key[key][-1]
 
+    def previous(self, key: str) -> Window | None:
+        """The key's window before its latest one in time (None when there is none: windows
+        without times have no place in time)."""
+        timed = [window for window in self.by_key[key] if window.start is not None]
+        return timed[-2] if len(timed) >= 2 and timed[-1] is self.latest(key) else None
+
     def change(self, key: str) -> float | None:
         """Negative share of the key's last window minus that of the window before it."""
-        windows = self.by_key[key]
-        if len(windows) < 2:
+        previous = self.previous(key)
+        if previous is None:
             return None
-        return windows[-1].negative_share - windows[-2].negative_share
+        return self.latest(key).negative_share - previous.negative_share
 
     def run_negative_share(self, key: str) -> tuple[float, int]:
-        """The key's negative share over all its windows (weighted by count) and that count."""
+        """The key's negative share over all its windows (weighted by posts) and those posts."""
         windows = self.by_key[key]
-        total = sum(window.count for window in windows)
+        total = sum(window.posts for window in windows)
         if not total:
             return 0.0, 0
-        return sum(window.negative_share * window.count for window in windows) / total, total
+        return sum(window.negative_share * window.posts for window in windows) / total, total
 
 
 def collect_windows(records: Iterable[Any]) -> WindowSet:
     """Keeps the latest pane (highest ``pane_index``, the later record on a tie) of every key and
     window; an alert record stands for its window when no aggregate of that pane or later came.
-    Records that are not aggregates or alerts with a key, count, negative share and readable
-    window times are counted as ignored."""
-    aggregates: dict[tuple, tuple[int, Mapping[str, Any]]] = {}
-    alerts: dict[tuple, tuple[int, Mapping[str, Any]]] = {}
+    Records that are not aggregates or alerts with a key, posts, negative share and readable
+    window times (or none: ``window_start`` null) are counted as ignored; batch records have no
+    ``pane_index`` (their window's `Window.pane_index` is None)."""
+    aggregates: dict[tuple, tuple[int | None, Mapping[str, Any]]] = {}
+    alerts: dict[tuple, tuple[int | None, Mapping[str, Any]]] = {}
     ignored = superseded = 0
     for record in records:
         identity = _identity(record)
         if identity is None:
             ignored += 1
             continue
-        pane = as_count(record.get("pane_index")) or 0
+        pane = as_count(record.get("pane_index"))
         latest = alerts if record["type"] == "alert" else aggregates
         current = latest.get(identity)
-        if current is None or pane >= current[0]:
+        if current is None or (pane or 0) >= (current[0] or 0):
             latest[identity] = (pane, record)
         if current is not None and latest is aggregates:
             superseded += 1
     by_key: dict[str, list[Window]] = {}
     for identity in {**aggregates, **alerts}:
         aggregate, alert = aggregates.get(identity), alerts.get(identity)
-        if aggregate is not None and (alert is None or aggregate[0] >= alert[0]):
+        if aggregate is not None and (alert is None or (aggregate[0] or 0) >= (alert[0] or 0)):
             pane, record = aggregate
         else:
             pane, record = alert
@@ -128,7 +161,7 @@ def time_order(window: Window) -> tuple[bool, datetime.datetime]:
 def _identity(record: Any) -> tuple[str, datetime.datetime | None, datetime.datetime | None] | None:
     if not isinstance(record, Mapping) or record.get("type") not in RECORD_TYPES:
         return None
-    if (record.get("key") is None or as_count(record.get("count")) is None
+    if (record.get("key") is None or as_count(record.get("posts")) is None
             or as_number(record.get("negative_share")) is None):
         return None
     try:
@@ -140,35 +173,46 @@ def _identity(record: Any) -> tuple[str, datetime.datetime | None, datetime.date
 
 
 def negative_share_parts(windows: WindowSet, max_keys: int = 8) -> list[str]:
-    """The ``chart-negative-share`` chart (per key over time, alerts marked; one bar per key when
-    the windows have no times) and the sentences that go with it."""
+    """The ``chart-negative-share`` chart (per key over time, alerts marked; one bar per key,
+    "all time", when the windows have no times) and the sentences that go with it."""
     shown = keys_to_show(windows, max_keys)
     notes = []
     if windows.timed:
         figure = _negative_share_over_time(windows, shown)
         untimed = sum(window.start is None for window in windows.windows)
         if untimed:
-            notes.append(page.sentence(f"Left out of the chart: {page.plural(untimed, 'window')} "
-                                       "without times."))
+            notes.append(page.sentence(
+                f"Left out of the chart: {page.plural(untimed, 'window')} of records without a "
+                f"time value (\"{NO_TIME}\" in the tables)."))
     else:
         figure = _negative_share_per_key(windows, shown)
-        notes.append(page.sentence("These aggregates have no time column: one window per key, "
-                                   "covering the whole run."))
-    if len(shown) < len(windows.by_key):
+        notes.append(page.sentence(
+            "These aggregates have no time window (the run had no time column): one window per "
+            f"key covering the whole run, shown as \"{ALL_TIME}\" rather than over time."))
+    if len(shown) < len(keys_to_show(windows, len(windows.by_key))):
         notes.append(page.sentence(
             f"Showing {len(shown)} of {len(windows.by_key):,} keys: those with alerts first, then "
             "those with the highest negative share in their latest window."))
-    single = single_window_note(windows)
+    single = single_window_note(windows) if windows.timed else ""
     return [page.chart(figure, "chart-negative-share", height=380), *notes,
             *([single] if single else [])]
 
 
 def keys_to_show(windows: WindowSet, limit: int) -> list[str]:
-    """Keys with an alert first, then by the negative share of their latest window."""
+    """Keys with an alert first, then by the negative share of their latest window; when the
+    windows have times, only the keys with a window that has times (the others have no point on
+    a time axis)."""
     def rank(key: str) -> tuple:
         alerted = any(window.alert is not None for window in windows.by_key[key])
         return not alerted, -windows.latest(key).negative_share, key
-    return sorted(windows.by_key, key=rank)[:limit]
+    keys = [key for key in windows.by_key if not windows.timed
+            or any(window.start is not None for window in windows.by_key[key])]
+    return sorted(keys, key=rank)[:limit]
+
+
+def reach_text(window: Window) -> str:
+    """The window's reach for a tooltip ("—" where the record has none)."""
+    return page.format_count(window.reach)
 
 
 def _negative_share_over_time(windows: WindowSet, shown: list[str]) -> go.Figure:
@@ -180,9 +224,10 @@ def _negative_share_over_time(windows: WindowSet, shown: list[str]) -> go.Figure
             x=[window.x for window in timed], y=[window.negative_share for window in timed],
             mode="lines+markers", name=key, line={"color": colors[key], "width": 2},
             marker={"size": 8},
-            customdata=[[window.count, window.pane_index] for window in timed],
+            customdata=[[window.posts, reach_text(window), window.pane_note] for window in timed],
             hovertemplate="%{fullData.name}<br>%{x}<br>negative share %{y:.1%}<br>"
-                          "%{customdata[0]:,} scored, pane %{customdata[1]}<extra></extra>"))
+                          "%{customdata[0]:,} posts, reach %{customdata[1]}%{customdata[2]}"
+                          "<extra></extra>"))
     alerted = [window for window in windows.alerted
                if window.key in shown and window.start is not None]
     if alerted:
@@ -191,19 +236,23 @@ def _negative_share_over_time(windows: WindowSet, shown: list[str]) -> go.Figure
             mode="markers", name="alert",
             marker={"symbol": "x", "size": 13, "color": page.ALERT_COLOR,
                     "line": {"width": 1, "color": "#ffffff"}},
-            customdata=[[window.key, window.count] for window in alerted],
+            customdata=[[window.key, window.posts, _min_posts_text(window)]
+                        for window in alerted],
             hovertemplate="alert: %{customdata[0]}<br>%{x}<br>negative share %{y:.1%} of "
-                          "%{customdata[1]:,}<extra></extra>"))
-    for threshold in _thresholds(alerted):
-        figure.add_hline(y=threshold, line={"dash": "dot", "color": page.ALERT_COLOR},
-                         annotation_text=f"alert threshold {threshold:.0%}",
-                         annotation_position="top left")
+                          "%{customdata[1]:,} posts (min posts %{customdata[2]})"
+                          "<extra></extra>"))
+    _threshold_lines(figure, alerted)
     figure.update_xaxes(title="window start (UTC)")
     drawn = [window for key in shown for window in windows.by_key[key] if window.start is not None]
     if len({window.start for window in drawn}) == 1:
         figure.update_xaxes(range=_range_around(drawn[0]))
     figure.update_yaxes(title="negative share", range=[0, 1.05], tickformat=".0%")
     return figure
+
+
+def _min_posts_text(window: Window) -> str:
+    value = as_count(window.alert.get("min_posts")) if window.alert else None
+    return page.format_count(value)
 
 
 def _range_around(window: Window) -> list[str]:
@@ -216,26 +265,32 @@ def _range_around(window: Window) -> list[str]:
 
 def _negative_share_per_key(windows: WindowSet, shown: list[str]) -> go.Figure:
     latest = [windows.latest(key) for key in shown]
-    figure = page.new_figure("Negative share per key (whole run)")
+    figure = page.new_figure(f"Negative share per key ({ALL_TIME}: no time window)",
+                             showlegend=False)
     figure.add_trace(go.Bar(
-        x=shown, y=[window.negative_share for window in latest], name="negative share",
+        x=shown, y=[window.negative_share for window in latest], name=ALL_TIME,
         marker={"color": [page.ALERT_COLOR if window.alert else page.KEY_COLORS[0]
                           for window in latest]},
         text=[("alert " if window.alert else "") + page.format_share(window.negative_share)
               for window in latest],
-        customdata=[[window.count] for window in latest],
-        hovertemplate="%{x}<br>negative share %{y:.1%} of %{customdata[0]:,}<extra></extra>"))
-    for threshold in _thresholds(window for window in latest if window.alert):
-        figure.add_hline(y=threshold, line={"dash": "dot", "color": page.ALERT_COLOR},
-                         annotation_text=f"alert threshold {threshold:.0%}",
-                         annotation_position="top left")
+        customdata=[[window.posts, reach_text(window)] for window in latest],
+        hovertemplate=f"%{{x}}, {ALL_TIME}<br>negative share %{{y:.1%}} of "
+                      "%{customdata[0]:,} posts, reach %{customdata[1]}<extra></extra>"))
+    _threshold_lines(figure, [window for window in latest if window.alert], "top right")
+    figure.update_xaxes(title=f"key ({ALL_TIME})", type="category")
     figure.update_yaxes(title="negative share", range=[0, 1.05], tickformat=".0%")
     return figure
 
 
-def _thresholds(alerted: Iterable[Window]) -> list[float]:
+def _threshold_lines(figure: go.Figure, alerted: Iterable[Window],
+                     position: str = "top left") -> None:
+    """A dotted line per alert threshold; per key bars put its label on the right, over the
+    lowest bars (alerted keys come first, on the left)."""
     values = {as_number(window.alert.get("threshold")) for window in alerted}
-    return sorted(value for value in values if value is not None)
+    for threshold in sorted(value for value in values if value is not None):
+        figure.add_hline(y=threshold, line={"dash": "dot", "color": page.ALERT_COLOR},
+                         annotation_text=f"alert threshold {threshold:.0%}",
+                         annotation_position=position)
 
 
 def single_window_note(windows: WindowSet) -> str:
@@ -257,21 +312,26 @@ def single_window_note(windows: WindowSet) -> str:
 
 
 def top_keys_tables(windows: WindowSet, limit: int = 10) -> str:
-    """Two tables: keys by the negative share of their latest window, and by its change from the
-    window before."""
+    """Two tables: keys by the negative share of their latest window (with its posts and reach),
+    and by its change from the window before (a sentence instead when there are no times)."""
     latest = sorted((windows.latest(key) for key in windows.by_key),
                     key=lambda window: (-window.negative_share, window.key))
-    share_rows = [(window.key, page.format_time(window.start), window.count,
+    share_rows = [(window.key, windows.label(window), window.posts, window.reach,
                    page.format_share(window.negative_share), "alert" if window.alert else "")
                   for window in latest[:limit]]
-    parts = ["<h3>Top keys by negative share (latest window)</h3>",
-             page.table(["key", "window start (UTC)", "scored", "negative share", "alert"],
-                        share_rows, table_id="table-top-negative-share")]
+    heading = "latest window" if windows.timed else ALL_TIME
+    parts = [f"<h3>Top keys by negative share ({heading})</h3>",
+             page.table(["key", "window start (UTC)", "posts", "reach", "negative share",
+                         "alert"], share_rows, table_id="table-top-negative-share")]
+    if not windows.timed:
+        parts.append(page.sentence("These aggregates have no time window, so there is no change "
+                                   "over time to rank."))
+        return "".join(parts)
     changing = sorted((key for key in windows.by_key if windows.change(key) is not None),
                       key=lambda key: (-abs(windows.change(key)), key))
     parts.append("<h3>Top keys by change (latest window vs the one before)</h3>")
     if changing:
-        change_rows = [(key, page.format_share(windows.by_key[key][-2].negative_share),
+        change_rows = [(key, page.format_share(windows.previous(key).negative_share),
                         page.format_share(windows.latest(key).negative_share),
                         f"{100 * windows.change(key):+.1f} points")
                        for key in changing[:limit]]
