@@ -33,7 +33,7 @@ TRAIN = [
 ]
 DASK = ["apache-beam[gcp,dask]==2.77.0"]
 DEV = ["pytest==9.2.0", "pytest-timeout==2.4.0", "hypothesis==6.170.15", "ruff==0.17.6",
-       "selenium==4.50.0"]
+       "selenium==4.50.0", "quapy==0.2.3"]
 
 setup(
     name="sentiment-scoring",

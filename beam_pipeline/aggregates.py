@@ -9,6 +9,12 @@ An aggregate of the records of one key and window::
      "counts": {"negative": 12, "positive": 8}, "mean_probabilities": {...},  # over posts
      "negative_share": 0.6, "languages": {"en": 25, "fr": 2}, "unsupported_language": 2}
 
+With labelled posts of the stream in the bundle (``sentiment-export --quantification_dataset``)
+it also holds ``corrected_share_<label>`` with ``_low`` / ``_high`` (`quantification`), and
+``share_correction`` says which: ``corrected``, ``uncorrected`` (no labelled posts) or
+``unreliable`` (too few, or classes the model cannot tell apart); alerts then use the corrected
+share (``alert_share``).
+
 Copies of a post (a retweet storm) count once in ``counts`` and the shares, so one post copied a
 thousand times cannot raise an alert alone; ``reach`` says how far it went. Records left
 unscored are left out of the shares and counted (``unsupported_language``); ``languages`` counts
@@ -23,8 +29,10 @@ from collections.abc import Iterator, Sequence
 from typing import Any, Optional
 
 import apache_beam as beam
+import numpy as np
 import pyarrow as pa
 
+from beam_pipeline.quantification import CORRECTED, UNCORRECTED, Quantifier
 from beam_pipeline.vocabulary import SCORED, UNSUPPORTED_LANGUAGE
 
 DEFAULT_KEY = "all"
@@ -37,13 +45,15 @@ AGGREGATED_FIELDS = ("status", "sentiment", "probabilities", "language", "text_f
 
 @dataclasses.dataclass(frozen=True)
 class AlertRule:
-    """When an aggregate is an alert: ``negative_label``'s share above ``threshold`` over at
-    least ``min_posts`` distinct posts."""
+    """When an aggregate is an alert: ``negative_label``'s share (corrected when the bundle allows
+    it) above ``threshold`` over at least ``min_posts`` distinct posts."""
 
     labels: tuple[str, ...]
     negative_label: str
     threshold: float = 0.5
     min_posts: int = 20
+    #: the bundle's share correction (`quantification.Quantifier`); None: shares uncorrected
+    quantifier: Optional[Quantifier] = None
 
     def __post_init__(self):
         if self.negative_label not in self.labels:
@@ -72,9 +82,10 @@ class SentimentAggregateFn(beam.CombineFn):
     negative share, languages, unsupported_language). The accumulator keeps one entry per
     distinct post: ``(posts by fingerprint, reach, languages, unsupported)``."""
 
-    def __init__(self, labels: Sequence[str], negative_label: str):
-        self._labels = tuple(labels)
-        self._negative = self._labels.index(negative_label)
+    def __init__(self, rule: AlertRule):
+        self._labels = tuple(rule.labels)
+        self._negative = self._labels.index(rule.negative_label)
+        self._quantifier = rule.quantifier
 
     def create_accumulator(self):
         return {}, 0, collections.Counter(), 0
@@ -115,8 +126,26 @@ class SentimentAggregateFn(beam.CombineFn):
                 "mean_probabilities": {label: value / total if total else 0.0
                                        for label, value in zip(self._labels, sums)},
                 "negative_share": counts[self._negative] / total if total else 0.0,
+                **self._corrected(posts),
                 "languages": dict(languages.most_common()),
                 "unsupported_language": unsupported}
+
+    def _corrected(self, posts: dict[str, tuple[int, tuple[float, ...]]]) -> dict[str, Any]:
+        """``share_correction`` and, when corrected, ``corrected_share_<label>`` with its
+        ``_low`` and ``_high`` interval ends (`quantification`)."""
+        if self._quantifier is None:
+            return {"share_correction": UNCORRECTED}
+        status = self._quantifier.status()
+        if status != CORRECTED or not posts:
+            return {"share_correction": status if posts else UNCORRECTED}
+        probabilities = np.array([post for _, post in posts.values()])
+        shares, low, high = self._quantifier.correct(probabilities)
+        fields: dict[str, Any] = {"share_correction": CORRECTED}
+        for label, share, low_end, high_end in zip(self._labels, shares, low, high):
+            fields[f"corrected_share_{label}"] = float(share)
+            fields[f"corrected_share_{label}_low"] = float(low_end)
+            fields[f"corrected_share_{label}_high"] = float(high_end)
+        return fields
 
 
 def aggregate_record(key: str, window_start: Optional[str], window_end: Optional[str],
@@ -126,12 +155,21 @@ def aggregate_record(key: str, window_start: Optional[str], window_end: Optional
             "window_end": window_end, **body, **extra}
 
 
+def alert_share(aggregate: dict[str, Any], rule: AlertRule) -> tuple[float, str]:
+    """The negative share alerts compare with the threshold, and which one it is: the corrected
+    share when the aggregate has one, else the raw share."""
+    corrected = aggregate.get(f"corrected_share_{rule.negative_label}")
+    return ((corrected, "corrected") if corrected is not None
+            else (aggregate["negative_share"], "raw"))
+
+
 def alerts_for(aggregate: dict[str, Any], rule: AlertRule) -> Iterator[dict[str, Any]]:
-    """An alert record when the aggregate's negative share is over the threshold with enough
-    distinct posts."""
-    if aggregate["posts"] >= rule.min_posts and aggregate["negative_share"] > rule.threshold:
+    """An alert record when the aggregate's negative share (`alert_share`) is over the threshold
+    with enough distinct posts."""
+    share, which = alert_share(aggregate, rule)
+    if aggregate["posts"] >= rule.min_posts and share > rule.threshold:
         yield {**aggregate, "type": ALERT, "threshold": rule.threshold,
-               "min_posts": rule.min_posts}
+               "min_posts": rule.min_posts, "alert_share": which}
 
 
 def with_alerts(aggregate: dict[str, Any], rule: AlertRule) -> Iterator[dict[str, Any]]:
@@ -153,6 +191,10 @@ def aggregates_schema(labels: Sequence[str]) -> pa.Schema:
         pa.field("counts", per_label(pa.int64())),
         pa.field("mean_probabilities", per_label(pa.float64())),
         pa.field("negative_share", pa.float64()),
+        pa.field("share_correction", pa.string()),
+        *[pa.field(f"corrected_share_{label}{end}", pa.float64())
+          for label in labels for end in ("", "_low", "_high")],
         pa.field("languages", pa.map_(pa.string(), pa.int64())),
         pa.field("unsupported_language", pa.int64()),
-        pa.field("threshold", pa.float64()), pa.field("min_posts", pa.int64())])
+        pa.field("threshold", pa.float64()), pa.field("min_posts", pa.int64()),
+        pa.field("alert_share", pa.string())])

@@ -15,6 +15,7 @@ from beam_pipeline.aggregates import AlertRule
 from beam_pipeline.bundle import load_bundle, pinned_checksums, read_manifest
 from beam_pipeline.errors import InputError
 from beam_pipeline.model import choose_precision
+from beam_pipeline.quantification import Quantifier
 from beam_pipeline.validation import default_max_chars
 
 
@@ -41,11 +42,14 @@ def plan_model(options: Any) -> ModelPlan:
                      pinned_sha256=pinned_checksums(manifest))
 
 
-def plan_alert_rule(options: Any, labels: tuple[str, ...]) -> AlertRule:
-    """The alert rule the flags describe (raises `InputError` for a label the model lacks)."""
+def plan_alert_rule(options: Any, model: ModelPlan) -> AlertRule:
+    """The alert rule the flags describe, with the bundle's share correction when it has one
+    (raises `InputError` for a label the model lacks)."""
+    labels, manifest = model.labels, model.manifest
     try:
         return AlertRule(labels=labels, negative_label=options.negative_label or labels[0],
                          threshold=options.alert_negative_share,
-                         min_posts=options.alert_min_posts)
+                         min_posts=options.alert_min_posts,
+                         quantifier=Quantifier.from_manifest(manifest))
     except ValueError as error:
         raise InputError(str(error)) from None

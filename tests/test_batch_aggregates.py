@@ -70,7 +70,7 @@ def batch_aggregates(tmp_path, records: list[dict]) -> list[dict]:
     with beam.Pipeline("FnApiRunner", options=PipelineOptions(flags=[])) as pipeline:
         out = (pipeline | beam.Create([ChunkRecords("c", records, [], {})])
                | beam.FlatMap(keyed_for_aggregation, aggregation)
-               | beam.CombinePerKey(SentimentAggregateFn(LABELS, "negative"))
+               | beam.CombinePerKey(SentimentAggregateFn(aggregation.rule))
                | beam.FlatMap(aggregate_and_alert, aggregation)
                | beam.Map(json.dumps, sort_keys=True))
         out | beam.io.WriteToText(str(tmp_path / "batch"), shard_name_template="")

@@ -56,7 +56,8 @@ def aggregate(key, start, end, sentiments, pane_index, timing, reach=None, unsup
             "posts": count, "reach": reach,
             "counts": {label: sentiments.count(label) for label in LABELS},
             "mean_probabilities": {label: sums[i] / count for i, label in enumerate(LABELS)},
-            "negative_share": negatives / count, "languages": languages,
+            "negative_share": negatives / count, "share_correction": "uncorrected",
+            "languages": languages,
             "unsupported_language": unsupported, "pane_index": pane_index, "timing": timing}
 
 
@@ -91,7 +92,8 @@ def test_fixed_windows_on_time_late_and_too_late_panes_and_alerts():
         aggregate("acme", 10, 20, ["positive"], 0, "ON_TIME"),
     ]
     acme_on_time, acme_late = expected_aggregates[0], expected_aggregates[2]
-    expected_alerts = [{**pane, "type": "alert", "threshold": 0.5, "min_posts": 3}
+    expected_alerts = [{**pane, "type": "alert", "threshold": 0.5, "min_posts": 3,
+                        "alert_share": "raw"}
                        for pane in (acme_on_time, acme_late)]
     for outputs in run_monitoring(stream, config):
         assert_that(outputs["aggregates"], equal_to(expected_aggregates), label="aggregates")

@@ -86,8 +86,8 @@ def build_batch_pipeline(pipeline: beam.Pipeline, job: BatchJob) -> beam.PCollec
     if job.aggregation is not None:
         written.append(records
                        | "KeyAndWindow" >> beam.FlatMap(keyed_for_aggregation, job.aggregation)
-                       | "Aggregate" >> beam.CombinePerKey(SentimentAggregateFn(
-                           job.labels, job.aggregation.rule.negative_label))
+                       | "Aggregate" >> beam.CombinePerKey(
+                           SentimentAggregateFn(job.aggregation.rule))
                        | "AggregatesAndAlerts" >> beam.FlatMap(aggregate_and_alert,
                                                               job.aggregation)
                        | "OneFile" >> beam.Map(lambda record: (None, record))

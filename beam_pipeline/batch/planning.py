@@ -127,7 +127,7 @@ def plan_batch_job(options: ScoringOptions) -> BatchJob:
             key_column=options.key_column, time_column=options.time_column,
             window_seconds=(options.window_seconds or DEFAULT_WINDOW_SECONDS
                             if options.time_column else None),
-            rule=plan_alert_rule(options, model.labels))
+            rule=plan_alert_rule(options, model))
     return BatchJob(files=tuple(path for path in files if path not in problems),
                     input_schema=input_schema, labels=model.labels,
                     output_prefix=options.output, dead_letter_prefix=dead_letter_prefix,

@@ -159,7 +159,7 @@ class MonitorSentiment(beam.PTransform):
                           accumulation_mode=trigger.AccumulationMode.ACCUMULATING,
                           allowed_lateness=lateness)
                       | "Aggregate" >> beam.CombinePerKey(
-                          SentimentAggregateFn(config.rule.labels, config.rule.negative_label))
+                          SentimentAggregateFn(config.rule))
                       | "Format" >> beam.ParDo(_FormatAggregate()))
         alerts = aggregates | "Alerts" >> beam.FlatMap(alerts_for, config.rule)
         return {"aggregates": aggregates, "alerts": alerts, "too_late": gated[TOO_LATE_TAG]}

@@ -97,7 +97,7 @@ def plan_streaming_job(options: PipelineOptions) -> StreamingJob:
     labels = model.labels
     try:
         monitor = MonitorConfig(
-            rule=plan_alert_rule(scoring, labels), key_name=streaming.key_attribute,
+            rule=plan_alert_rule(scoring, model), key_name=streaming.key_attribute,
             window_seconds=(DEFAULT_WINDOW_SECONDS if scoring.window_seconds is None
                             else scoring.window_seconds),
             window_period_seconds=streaming.window_period_seconds,
