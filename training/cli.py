@@ -14,8 +14,14 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from training.checkpoints import SignalStop, TrainingInterrupted, checkpoint_step, latest_checkpoint
-from training.data import DataError, load_labelled_splits, parse_label_names
-from training.trainer import CHECKPOINT_DIR, TrainConfig, TrainingError, default_base_model
+from training.data import DataError, load_labelled_splits, mix_in, parse_label_names
+from training.trainer import (
+    CHECKPOINT_DIR,
+    TrainConfig,
+    TrainingError,
+    default_base_model,
+    project_model_settings,
+)
 
 EXIT_BAD_INPUT = 2
 
@@ -63,13 +69,22 @@ def _train_parser() -> argparse.ArgumentParser:
                         help="AdamW weight decay")
     parser.add_argument("--seed", type=int, default=defaults["seed"].default,
                         help="seed for the hold-out, subset, head initialisation and shuffling")
-    parser.add_argument("--text_normalization", default="none",
+    parser.add_argument("--text_normalization", default=None,
                         help="social (mentions -> @user, links -> http, emoji -> names, "
                              "repeated characters and whitespace tamed), none, or a comma list "
-                             "of those steps; recorded in the model, applied again at scoring")
-    parser.add_argument("--languages", default="en",
+                             "of those steps; recorded in the model, applied again at scoring "
+                             "(default: none, or a continued --base_model's own)")
+    parser.add_argument("--languages", default=None,
                         help="ISO 639-1 codes of the languages the model reads; scoring leaves "
-                             "texts in other languages unscored (unsupported_language)")
+                             "texts in other languages unscored (unsupported_language) "
+                             "(default: en, or a continued --base_model's own)")
+    parser.add_argument("--mix_dataset", default=None,
+                        help="another labelled source (e.g. the original training data) whose "
+                             "train rows are mixed into --dataset's, so that continued "
+                             "training does not forget; validation stays --dataset's")
+    parser.add_argument("--mix_fraction", type=float, default=None,
+                        help="share of the mixed training set drawn from --mix_dataset, in "
+                             "[0, 1) (default 0.5)")
     parser.add_argument("--search", default=None,
                         help='grid, e.g. "learning_rate=2e-5,3e-5;batch_size=16,32"')
     parser.add_argument("--search_trials", type=int, default=None,
@@ -128,25 +143,54 @@ def train_main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
-def _normalization(args: argparse.Namespace) -> tuple[str, ...]:
+def _text_handling(args: argparse.Namespace,
+                   continued: dict | None) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """Normalisation steps and languages: the flags', or when continuing a model this project
+    trained, the model's (a flag that contradicts the model is an error)."""
     from beam_pipeline.social_text import parse_steps
 
     try:
-        return parse_steps(args.text_normalization)
+        steps = parse_steps(args.text_normalization or "none")
     except ValueError as error:
         raise TrainingError(f"--text_normalization: {error}") from None
+    languages = tuple(code.strip() for code in (args.languages or "en").split(",")
+                      if code.strip())
+    if continued is None:
+        return steps, languages
+    for flag, value, given, kept in (
+            ("--text_normalization", args.text_normalization, steps,
+             continued["text_normalization"]),
+            ("--languages", args.languages, languages, continued["languages"])):
+        if value is not None and tuple(given) != tuple(kept):
+            raise TrainingError(f"{flag} {','.join(given) or 'none'}: the base model "
+                                f"{args.base_model} was trained with {','.join(kept) or 'none'}; "
+                                "continued training keeps it (leave the flag out)")
+    return tuple(continued["text_normalization"]), tuple(continued["languages"])
+
+
+def _labels(args: argparse.Namespace, continued: dict | None) -> list[str] | None:
+    """The label names to align the data with: the flag's, or a continued model's own."""
+    labels = parse_label_names(args.labels)
+    if continued is None:
+        return labels
+    if labels and labels != continued["labels"]:
+        raise TrainingError(f"--labels {','.join(labels)}: the base model {args.base_model} "
+                            f"has labels {','.join(continued['labels'])}; continued training "
+                            "keeps them (leave the flag out)")
+    return continued["labels"]
 
 
 def _train(args: argparse.Namespace, stop: SignalStop) -> dict:
     """Loads the data and trains (or searches); returns the training report."""
+    continued = project_model_settings(args.base_model) if args.base_model else None
+    normalization, languages = _text_handling(args, continued)
     config = TrainConfig(
         base_model=args.base_model or default_base_model(), epochs=args.epochs,
         batch_size=args.batch_size, learning_rate=args.learning_rate,
         max_length=args.max_length, class_weights=args.class_weights,
         early_stopping_patience=args.early_stopping_patience, seed=args.seed,
         eval_steps=args.eval_steps, warmup_ratio=args.warmup_ratio,
-        weight_decay=args.weight_decay, text_normalization=_normalization(args),
-        languages=tuple(code.strip() for code in args.languages.split(",") if code.strip()))
+        weight_decay=args.weight_decay, text_normalization=normalization, languages=languages)
     config.validate()
     space = None
     if args.search:
@@ -158,8 +202,13 @@ def _train(args: argparse.Namespace, stop: SignalStop) -> dict:
         raise TrainingError("--search_trials needs --search")
     splits = load_labelled_splits(
         args.dataset, text_column=args.text_column, label_column=args.label_column,
-        labels=parse_label_names(args.labels), validation_fraction=args.validation_fraction,
+        labels=_labels(args, continued), validation_fraction=args.validation_fraction,
         seed=args.seed, max_train_samples=args.max_train_samples)
+    if args.mix_dataset:
+        splits = mix_in(splits, args.mix_dataset, args.mix_fraction, seed=args.seed,
+                        text_column=args.text_column, label_column=args.label_column)
+    elif args.mix_fraction is not None:
+        raise TrainingError("--mix_fraction needs --mix_dataset")
     print(f"sentiment-train: {args.dataset}: {len(splits.train)} training and "
           f"{len(splits.validation)} validation rows, text column {splits.text_column!r}, "
           f"labels {splits.label_names}"

@@ -53,6 +53,7 @@ class LabelledSplits:
     label_names: list[str]
     dropped: dict[str, int]
     text_column: str = TEXT_COLUMN
+    mixed_in: dict[str, Any] | None = None  # train rows added from another source (`mix_in`)
 
     def class_counts(self) -> dict[str, dict[str, int]]:
         """Rows per label name in each split."""
@@ -226,8 +227,9 @@ def _clean(frame: pd.DataFrame, text_column: str, label_column: str,
             reason = "non-string text"
         elif not text.strip():
             reason = "blank text"
-        elif label is None or isinstance(label, float) and math.isnan(label):
-            reason = "null label"
+        elif (label is None or isinstance(label, float) and math.isnan(label)
+              or isinstance(label, str) and not label.strip()):
+            reason = "null label"  # includes an empty label: a post nobody labelled yet
         if reason:
             dropped[reason] = dropped.get(reason, 0) + 1
             continue
@@ -358,6 +360,28 @@ def load_labelled_splits(source: str | os.PathLike, *, text_column: str = TEXT_C
     return LabelledSplits(train=train, validation=_to_dataset(validation_texts, validation_ids,
                                                               label_names),
                           label_names=label_names, dropped=dropped, text_column=used_text_column)
+
+
+def mix_in(splits: LabelledSplits, source: str | os.PathLike, fraction: float | None, *,
+           seed: int = 42, text_column: str = TEXT_COLUMN,
+           label_column: str = LABEL_COLUMN) -> LabelledSplits:
+    """``splits`` with train rows of ``source`` (aligned to the same labels) added, so that they
+    make up ``fraction`` (default 0.5) of the training set; validation is unchanged."""
+    from datasets import concatenate_datasets
+
+    fraction = 0.5 if fraction is None else fraction
+    if not 0 <= fraction < 1:
+        raise DataError(f"--mix_fraction {fraction}: must be in [0, 1)")
+    mixed = load_labelled_splits(source, text_column=text_column, label_column=label_column,
+                                 labels=splits.label_names, seed=seed).train
+    wanted = round(len(splits.train) * fraction / (1 - fraction))
+    if wanted > len(mixed):
+        raise DataError(f"--mix_dataset {source}: {len(mixed)} training rows, fewer than the "
+                        f"{wanted} that --mix_fraction {fraction} asks for")
+    extra = mixed.shuffle(seed=seed).select(range(wanted))
+    return dataclasses.replace(
+        splits, train=concatenate_datasets([splits.train, extra]).shuffle(seed=seed),
+        mixed_in={"source": str(source), "rows": wanted, "fraction": fraction})
 
 
 def load_labelled_set(source: str | os.PathLike, *, text_column: str = TEXT_COLUMN,

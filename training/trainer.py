@@ -4,6 +4,7 @@ SIGINT/SIGTERM that ``--resume`` continues from (see `training.checkpoints`)."""
 from __future__ import annotations
 
 import dataclasses
+import json
 import shutil
 from collections.abc import Sequence
 from pathlib import Path
@@ -160,6 +161,22 @@ def tokenize(dataset, tokenizer, max_length: int, normalization: Sequence[str] =
         return tokenizer(texts, truncation=True, max_length=max_length)
 
     return dataset.map(encode, batched=True, remove_columns=["text"], desc="Tokenising")
+
+
+def project_model_settings(name_or_path: str) -> dict[str, Any] | None:
+    """For a local model folder this project trained (its config.json records the text
+    normalisation): its labels, normalisation and languages, which continued training keeps.
+    None for anything else (a hub name, another model)."""
+    config_path = Path(name_or_path) / "config.json"
+    if not config_path.is_file():
+        return None
+    config = json.loads(config_path.read_text(encoding="utf-8"))
+    if "text_normalization" not in config:
+        return None
+    id2label = config.get("id2label") or {}
+    return {"labels": [str(id2label[key]) for key in sorted(id2label, key=int)],
+            "text_normalization": list(config["text_normalization"]),
+            "languages": list(config.get("languages") or ["en"])}
 
 
 def record_text_handling(model, config: TrainConfig) -> None:
