@@ -37,6 +37,10 @@ def build_parser() -> argparse.ArgumentParser:
                         help="label column of --eval_dataset (default %(default)s)")
     parser.add_argument("--max_length", type=int, default=128,
                         help="tokens per text; longer texts are truncated (default %(default)s)")
+    parser.add_argument("--quantification_dataset",
+                        help="labelled posts of the stream (e.g. sentiment-labels output; not used "
+                        "for training): bundle.json stores the model's confusion matrix on them, "
+                        "and aggregates report corrected shares with 90%% intervals")
     parser.add_argument("--allow_parity_failure", action="store_true",
                         help="keep a precision that misses its parity bound, with a warning")
     return parser
@@ -53,7 +57,8 @@ def main(argv: list[str] | None = None) -> int:
                       optimization_level=args.optimization_level, eval_dataset=args.eval_dataset,
                       max_length=args.max_length, allow_parity_failure=args.allow_parity_failure,
                       eval_text_column=args.eval_text_column,
-                      eval_label_column=args.eval_label_column)
+                      eval_label_column=args.eval_label_column,
+                      quantification_dataset=args.quantification_dataset)
     except ExportError as error:
         print(f"sentiment-export: error: {error}", file=sys.stderr)
         return 2

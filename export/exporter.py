@@ -14,7 +14,10 @@ Steps, each reported through ``progress``:
    int64/float32;
 6. parity of every precision against PyTorch (`export.parity`), on the validation rows of
    ``eval_dataset`` or on the built-in probe sentences;
-7. the bundle: ``model_<precision>.onnx``, ``tokenizer.json``, and ``bundle.json`` written last.
+7. the bundle: ``model_<precision>.onnx``, ``tokenizer.json``, and ``bundle.json`` written last;
+8. with ``quantification_dataset`` (labelled posts of the stream, not used for training): the
+   bundle scores them as the pipeline would and ``bundle.json`` gains ``quantification``, their
+   confusion matrix and per-class probability means (`beam_pipeline.quantification`).
 """
 from __future__ import annotations
 
@@ -197,6 +200,7 @@ def export_bundle(model_dir: str | Path, output_dir: str | Path,
                   optimization_level: str = "O2", eval_dataset: str | None = None,
                   max_length: int = 128, allow_parity_failure: bool = False, *,
                   eval_text_column: str = "text", eval_label_column: str = "label",
+                  quantification_dataset: str | None = None,
                   progress: Callable[[str], None] = _print_progress) -> dict[str, Any]:
     """Exports ``model_dir`` to a bundle in ``output_dir`` and returns the manifest (bundle.json).
 
@@ -239,6 +243,8 @@ def export_bundle(model_dir: str | Path, output_dir: str | Path,
     texts, eval_labels, rows_description = evaluation_rows(eval_dataset, labels, eval_text_column,
                                                            eval_label_column)
     texts = [normalize(text, normalization) for text in texts]  # as the scoring model reads them
+    quantification = (quantification_rows(quantification_dataset, labels)
+                      if quantification_dataset else None)
     progress(f"loading {model_dir} ({len(labels)} labels: {', '.join(labels)})")
     try:
         model = AutoModelForSequenceClassification.from_pretrained(model_dir,
@@ -289,10 +295,56 @@ def export_bundle(model_dir: str | Path, output_dir: str | Path,
                        "wall_time_s": round(time.perf_counter() - started, 2)},
             "versions": package_versions(),
         }
-    with FileSystems.create(FileSystems.join(output_dir, MANIFEST_NAME)) as handle:
-        handle.write(json.dumps(manifest, indent=2).encode("utf-8"))
+    _write_manifest(output_dir, manifest)
+    if quantification_dataset:
+        manifest["quantification"] = quantification_measurement(
+            output_dir, labels, list(manifest["precisions"]), quantification,
+            quantification_dataset, progress)
+        _write_manifest(output_dir, manifest)
     progress(f"done in {time.perf_counter() - started:.1f} s: {output_dir}/{MANIFEST_NAME}")
     return manifest
+
+
+def _write_manifest(output_dir: str, manifest: dict[str, Any]) -> None:
+    with FileSystems.create(FileSystems.join(output_dir, MANIFEST_NAME)) as handle:
+        handle.write(json.dumps(manifest, indent=2).encode("utf-8"))
+
+
+def quantification_rows(source: str, labels: list[str]) -> tuple[list[str], list[int]]:
+    """Texts and label ids of the labelled posts in ``source`` (read before anything is written,
+    so that a bad file leaves no bundle behind)."""
+    from training.data import DataError, load_labelled_set
+
+    try:
+        labelled = load_labelled_set(source, labels=labels).dataset
+    except DataError as error:
+        raise ExportError(f"--quantification_dataset {source}: {error}") from None
+    return list(labelled["text"]), list(labelled["label"])
+
+
+def quantification_measurement(bundle_root: str, labels: list[str], precisions: list[str],
+                               rows: tuple[list[str], list[int]], source: str,
+                               progress: Callable[[str], None]) -> dict[str, Any]:
+    """The ``quantification`` entry of ``bundle.json``: the bundle just written (fp32 when it has
+    it) scores the labelled posts exactly as the pipeline would (normalisation, language gate,
+    long texts), and `quantification.quantification_entry` summarises them. Posts in a language
+    the model does not read are left out, as the aggregates leave them out."""
+    from beam_pipeline.model import load_scoring_model
+    from beam_pipeline.quantification import quantification_entry
+    from beam_pipeline.vocabulary import SCORED
+
+    texts, true_labels = rows
+    model = load_scoring_model(bundle_root, precision="fp32" if "fp32" in precisions else "auto")
+    results = model.score_rows(texts)
+    kept = [index for index, result in enumerate(results)
+            if result.status == SCORED and result.failure is None]
+    progress(f"measuring the share correction on {len(kept)} labelled posts of {source} "
+             f"({len(results) - len(kept)} left out: not scored)")
+    entry = quantification_entry(labels, [true_labels[index] for index in kept],
+                                 np.stack([results[index].probabilities for index in kept]),
+                                 f"{len(kept)} labelled posts of {source}")
+    progress(f"share correction: {entry['status']}")
+    return entry
 
 
 def export_onnx(model: Any, output_dir: Path) -> Path:

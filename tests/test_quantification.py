@@ -127,3 +127,41 @@ def test_aggregates_and_alerts_with_and_without_a_correction(corrected):
     assert sum(aggregate[f"corrected_share_{label}"] for label in LABELS) == pytest.approx(1)
     [alert] = alerts
     assert alert["alert_share"] == "corrected"
+
+
+def test_export_stores_the_correction_measured_as_the_pipeline_scores(tiny_model_dir_3class,
+                                                                      tmp_path):
+    """``--quantification_dataset``: bundle.json gets the labelled posts' probabilities as the
+    bundle itself scores them, a confusion matrix whose columns are distributions, and a status;
+    a bad file is one clear error and nothing is half written."""
+    import json
+
+    from beam_pipeline.bundle import read_manifest
+    from beam_pipeline.model import load_scoring_model
+    from export.exporter import ExportError, export_bundle
+
+    labels = ["bearish", "bullish", "neutral"]
+    texts = [f"post {index} about $ACME: {'up' if index % 3 else 'down'} again" for index in
+             range(45)]
+    reviewed = tmp_path / "reviewed.jsonl"
+    reviewed.write_text("".join(json.dumps({"id": str(index), "text": text,
+                                            "label": labels[index % 3]}) + "\n"
+                                for index, text in enumerate(texts)))
+    manifest = export_bundle(tiny_model_dir_3class, tmp_path / "bundle", precisions=("fp32",),
+                             quantification_dataset=str(reviewed), progress=lambda _: None)
+    entry = read_manifest(str(tmp_path / "bundle"))["quantification"]
+    assert entry == manifest["quantification"]
+    assert entry["rows"] == 45 and entry["class_counts"] == {label: 15 for label in labels}
+    assert entry["true_labels"] == [labels[index % 3] for index in range(45)]
+    np.testing.assert_allclose(np.sum(entry["confusion_matrix"], axis=0), 1.0, atol=1e-4)
+    scored = load_scoring_model(str(tmp_path / "bundle"), precision="fp32").score_rows(texts)
+    # stored rounded to 5 decimals; the same session on the same rows otherwise
+    np.testing.assert_allclose(entry["probabilities"],
+                               np.stack([result.probabilities for result in scored]), atol=1e-4)
+    assert Quantifier.from_manifest(manifest) is not None
+
+    with pytest.raises(ExportError, match="--quantification_dataset"):
+        export_bundle(tiny_model_dir_3class, tmp_path / "bad", precisions=("fp32",),
+                      quantification_dataset=str(tmp_path / "missing.jsonl"),
+                      progress=lambda _: None)
+    assert not (tmp_path / "bad").exists()
