@@ -42,7 +42,8 @@ setup(
                 "Apache Beam.",
     python_requires=">=3.11",
     packages=find_packages(include=["training", "training.*", "export", "export.*",
-                                    "beam_pipeline", "beam_pipeline.*", "testkit"]),
+                                    "beam_pipeline", "beam_pipeline.*", "labelling",
+                                    "labelling.*", "testkit"]),
     install_requires=SCORING,
     extras_require={"train": TRAIN, "dask": DASK, "dev": DEV, "all": TRAIN + DASK + DEV},
     entry_points={
@@ -52,6 +53,8 @@ setup(
             "sentiment-export=export.cli:main",
             "sentiment-score=beam_pipeline.cli:console_main",
             "sentiment-report=beam_pipeline.reports.cli:main",
+            "sentiment-sample=labelling.cli:main",
+            "sentiment-labels=labelling.cli:labels_main",
         ]
     },
 )

@@ -17,8 +17,11 @@ def open_file(path: str) -> BinaryIO:
 
 def match_files(pattern: str) -> list[str]:
     """Paths matching a glob, sorted; empty when none match. Local paths come back absolute, so
-    that ids derived from them do not depend on the working folder."""
+    that ids derived from them do not depend on the working folder (a bare relative glob such as
+    ``dump-*.parquet`` is made absolute first: Beam's local file system matches nothing for it)."""
     local = FileSystems.get_scheme(pattern) is None
+    if local:
+        pattern = os.path.abspath(os.path.expanduser(pattern))
     return sorted(os.path.abspath(metadata.path) if local else metadata.path
                   for result in FileSystems.match([pattern]) for metadata in result.metadata_list)
 

@@ -37,10 +37,11 @@ import tempfile
 import time
 from pathlib import Path
 
-import benchlib
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
+
+import benchlib
 
 benchlib.offline()
 

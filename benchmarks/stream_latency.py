@@ -41,9 +41,9 @@ import tempfile
 import time
 from pathlib import Path
 
-import benchlib
 from google.cloud import pubsub_v1
 
+import benchlib
 from beam_pipeline.streaming.local_pubsub import preferred_backend, pubsub_backend
 from testkit.streams import StreamingCommand, Streams
 

@@ -186,3 +186,17 @@ def test_write_parquet_files_writes_one_whole_file_per_chunk_and_a_retry_replace
     table = pq.read_table(written[0])
     assert table.schema == schema and table.column("text").to_pylist() == ["ab1"]
     assert sorted(path.name for path in tmp_path.iterdir()) == ["scored-part-c-00000.parquet"]
+
+
+def test_a_bare_relative_glob_matches_local_files(tmp_path, monkeypatch):
+    """``--input 'dump-*.parquet'`` from the dump's folder: Beam's local file system matches
+    nothing for a bare relative glob, so match_files makes it absolute first."""
+    from beam_pipeline.files import match_files
+
+    for name in ("dump-1.parquet", "dump-2.parquet", "other.parquet"):
+        (tmp_path / name).write_bytes(b"")
+    monkeypatch.chdir(tmp_path)
+    expected = [str(tmp_path / "dump-1.parquet"), str(tmp_path / "dump-2.parquet")]
+    assert match_files("dump-*.parquet") == expected
+    assert match_files("./dump-*.parquet") == expected
+    assert match_files(str(tmp_path / "dump-*.parquet")) == expected
