@@ -33,7 +33,9 @@ TRAIN = [
 ]
 DASK = ["apache-beam[gcp,dask]==2.77.0"]
 DEV = ["pytest==9.2.0", "pytest-timeout==2.4.0", "hypothesis==6.170.15", "ruff==0.17.6",
-       "selenium==4.50.0", "quapy==0.2.3"]
+       "selenium==4.50.0", "quapy==0.2.3",
+       # benchmarks/language_id.py compares them with py3langid
+       "lingua-language-detector==2.1.1", "pycld2==0.42"]
 
 setup(
     name="sentiment-scoring",

@@ -65,8 +65,15 @@ class LanguageGate:
     """Identifies each text's language and says whether a model reading ``languages`` (ISO
     639-1 codes; None: any language) should score it."""
 
-    def __init__(self, languages: Optional[Sequence[str]]):
+    def __init__(self, languages: Optional[Sequence[str]], *,
+                 min_confidence: Optional[float] = None,
+                 min_latin_letters: Optional[int] = None):
+        """``min_confidence``, ``min_latin_letters``: other thresholds than `MIN_CONFIDENCE` and
+        `MIN_LATIN_LETTERS` (benchmarks/language_id.py measures some)."""
         self.languages = None if languages is None else frozenset(languages)
+        self.min_confidence = MIN_CONFIDENCE if min_confidence is None else min_confidence
+        self.min_latin_letters = (MIN_LATIN_LETTERS if min_latin_letters is None
+                                  else min_latin_letters)
 
     def identify(self, texts: Sequence[str]) -> list[tuple[str, float, bool]]:
         """``(language, confidence, supported)`` per text."""
@@ -83,5 +90,5 @@ class LanguageGate:
         if self.languages is None or language in self.languages or language == UNDETERMINED:
             return language, confidence, True
         other_script = letters - latin >= MIN_OTHER_SCRIPT_LETTERS and letters - latin > latin
-        confident = confidence >= MIN_CONFIDENCE and latin >= MIN_LATIN_LETTERS
+        confident = confidence >= self.min_confidence and latin >= self.min_latin_letters
         return language, confidence, not (other_script or confident)
