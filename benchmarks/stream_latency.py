@@ -10,7 +10,8 @@ messages/s):
    BundleBasedDirectRunner --precision int8`` reading a subscription, writing scored records,
    dead letters and aggregates (60 s windows) to topics;
 2. waits until a warm-up message comes out scored (model loaded);
-3. a separate publisher process publishes real financial tweets (../shared/data) as JSON messages
+3. a separate publisher process publishes real English tweets (../shared/data/tweets) as JSON
+   messages
    at the offered rate for ``--seconds``;
 4. this process pulls the scored topic: latency of a message = publish time of its scored record
    minus publish time of the input message (both stamped by the Pub/Sub server on this machine);
@@ -24,7 +25,8 @@ with `testkit.models.build_tiny_bert` and exported with sentiment-export's code)
 costs next to nothing: what the DirectRunner and Pub/Sub sustain without a real model. Peer for
 scale: the same bundle scored directly with ONNX Runtime (`load_scoring_model(...).predict`, no
 Beam, no Pub/Sub) on batches of 10 (one DirectRunner Pub/Sub pull) and of 64. Default bundle:
-``MODELS/bundle-minilm-sst2`` (MODELS: ``benchlib.default_models_dir()``). Writes
+``MODELS/bundle-minilm-tweets-social`` (the social model, exported with int8; MODELS:
+``benchlib.default_models_dir()``). Writes
 benchmarks/results/stream_latency.{md,json} (``--results_name``); ``--render_only`` rewrites the
 Markdown from the JSON.
 """
@@ -49,7 +51,7 @@ from testkit.streams import StreamingCommand, Streams
 
 benchlib.offline()
 
-TWEETS = benchlib.SHARED_DATA / "financial_tweets" / "train.csv"
+TWEETS = benchlib.SHARED_DATA / "tweets" / "train.csv"
 PROJECT = "bench-project"
 GOAL_P99_S = 2.0
 
@@ -242,7 +244,8 @@ def markdown(results: dict) -> str:
     lines = [
         *benchlib.header("Streaming benchmark (issue 5)", results),
         f"Pub/Sub: {results['backend']} on 127.0.0.1; bundle `{results['bundle']}` (int8, "
-        "CPU); messages: financial tweets from ../shared/data as JSON"
+        "CPU); messages: " + results.get("messages", "financial tweets from ../shared/data")
+        + " as JSON"
         # older results said in their machine line that the machine is shared
         + ("; the machine is shared with other jobs" if isinstance(results["machine"], dict)
            else "") + "  ",
@@ -274,8 +277,9 @@ def markdown(results: dict) -> str:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--bundle", default=str(benchlib.default_models_dir()
-                                                / "bundle-minilm-sst2"),
-                        help="int8 bundle written by sentiment-export (default: %(default)s)")
+                                                / "bundle-minilm-tweets-social"),
+                        help="three-class social bundle with int8, written by sentiment-export "
+                             "(default: %(default)s)")
     parser.add_argument("--rates", default="50,100,200")
     parser.add_argument("--seconds", type=float, default=60, help="publishing time per rate")
     parser.add_argument("--memory_minutes", type=float, default=10,
@@ -303,6 +307,7 @@ def main() -> int:
     results = {
         "command": benchlib.command_line("stream_latency.py"), "date": benchlib.now(),
         "machine": benchlib.machine(), "backend": args.backend, "bundle": args.bundle,
+        "messages": f"tweets from {TWEETS.relative_to(benchlib.SHARED_DATA.parent)}",
         "rates": [], "raw_onnx_records_per_s": {batch: raw_onnx_rate(args.bundle, tweets, batch)
                                                 for batch in (10, 64)}}
     with pubsub_backend(args.backend, PROJECT):
