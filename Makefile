@@ -11,8 +11,10 @@ SHARED_DATA ?= ../shared/data
 DEMO_DIR ?= demo_output
 DEMO_DATASET := $(if $(wildcard $(SHARED_DATA)/sst2/train.tsv),$(SHARED_DATA)/sst2,glue/sst2)
 DEMO_TRAIN_SAMPLES ?= 4000
+SOCIAL_DATASET := $(SHARED_DATA)/tweets
+STREAM_SECONDS ?= 60
 
-.PHONY: install lint test test-fast demo clean
+.PHONY: install lint test test-fast demo demo-stream clean
 
 install: $(STAMP)
 
@@ -33,9 +35,10 @@ test: lint
 test-fast: $(STAMP)
 	$(VPY) -m pytest -m "not integration"
 
+# batch: train on SST-2, export, score a review dump per product and day, write the report page
 demo: $(STAMP)
 	@echo "demo: training data $(DEMO_DATASET), $(DEMO_TRAIN_SAMPLES) training rows, output in $(DEMO_DIR)/"
-	rm -rf $(DEMO_DIR)
+	rm -rf $(DEMO_DIR)/model $(DEMO_DIR)/bundle $(DEMO_DIR)/scored $(DEMO_DIR)/reviews.parquet
 	$(VENV)/bin/sentiment-train --dataset $(DEMO_DATASET) --output_dir $(DEMO_DIR)/model \
 	    --labels negative,positive --max_train_samples $(DEMO_TRAIN_SAMPLES) --epochs 1 \
 	    --batch_size 32 --learning_rate 1e-4 --max_length 64
@@ -43,7 +46,23 @@ demo: $(STAMP)
 	    --precisions fp32 --eval_dataset $(DEMO_DATASET)
 	$(VPY) scripts/make_demo_dump.py --sst2 $(DEMO_DATASET) --output $(DEMO_DIR)/reviews.parquet
 	$(VENV)/bin/sentiment-score --input $(DEMO_DIR)/reviews.parquet --output $(DEMO_DIR)/scored/reviews \
-	    --model $(DEMO_DIR)/bundle --id_column review_id --long_text chunk --show_rows 8
+	    --model $(DEMO_DIR)/bundle --id_column review_id --key_column product \
+	    --time_column reviewed_at --show_rows 8
+	@echo "demo: report page $(DEMO_DIR)/scored/reviews-report.html"
+
+# streaming: a three-class social model (trained once on ../shared/data/tweets), a local
+# Pub/Sub, the stream for $(STREAM_SECONDS) s, its records, aggregates, alerts and stream page
+demo-stream: $(STAMP) $(DEMO_DIR)/social-bundle/bundle.json
+	$(VPY) scripts/demo_stream.py --bundle $(DEMO_DIR)/social-bundle \
+	    --output_dir $(DEMO_DIR)/stream --shared_data $(SHARED_DATA) --seconds $(STREAM_SECONDS)
+
+$(DEMO_DIR)/social-bundle/bundle.json: | $(STAMP)
+	$(VENV)/bin/sentiment-train --dataset $(SOCIAL_DATASET) --output_dir $(DEMO_DIR)/social-model \
+	    --labels negative,neutral,positive --text_normalization social --languages en \
+	    --epochs 1 --batch_size 32 --learning_rate 5e-5 --max_length 96
+	$(VENV)/bin/sentiment-export --model_dir $(DEMO_DIR)/social-model \
+	    --output_dir $(DEMO_DIR)/social-bundle --precisions fp32 --max_length 96 \
+	    --eval_dataset $(SOCIAL_DATASET)
 
 clean:
 	rm -rf $(DEMO_DIR) .pytest_cache

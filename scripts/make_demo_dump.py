@@ -3,14 +3,17 @@ made of many sentences, and a few bad rows.
 
     python scripts/make_demo_dump.py --sst2 ../shared/data/sst2 --output demo_output/reviews.parquet
 
-Columns: ``review_id`` (string), ``text``, ``source`` (sst2_validation, long_review, bad_row) and
-``label`` (the SST-2 label, 0 negative / 1 positive; null for bad rows). ``--sst2`` is a folder
+Columns: ``review_id`` (string), ``product`` (one of three; the blender gets most of the negative
+reviews, so its daily alert fires), ``reviewed_at`` (a timestamp over the week before
+2026-11-30), ``text``, ``source`` (sst2_validation, long_review, bad_row) and ``label`` (the SST-2
+label, 0 negative / 1 positive; null for bad rows). ``--sst2`` is a folder
 holding ``validation.tsv``, or a hub dataset id (``glue/sst2``) read with `datasets`.
 """
 from __future__ import annotations
 
 import argparse
 import csv
+import datetime
 import sys
 from pathlib import Path
 
@@ -20,6 +23,8 @@ import pyarrow.parquet as pq
 LONG_REVIEWS = 24
 SENTENCES_PER_LONG_REVIEW = 30
 BAD_TEXTS = [None, "", "   \t ", None, "\n"]
+PRODUCTS = ("kettle", "toaster", "blender")
+WEEK_START = datetime.datetime(2026, 11, 23, tzinfo=datetime.UTC)
 
 
 def validation_rows(source: str) -> list[tuple[str, int]]:
@@ -49,6 +54,13 @@ def long_reviews(rows: list[tuple[str, int]]) -> list[tuple[str, int]]:
     return reviews
 
 
+def product_of(number: int, label: int | None) -> str:
+    """Negative reviews go to the blender six times in ten, the rest evenly."""
+    if label == 0 and number % 10 < 6:
+        return PRODUCTS[2]
+    return PRODUCTS[number % 3]
+
+
 def build_dump(rows: list[tuple[str, int]]) -> pa.Table:
     """The demo table: validation sentences, long reviews, bad rows."""
     records = [(text, "sst2_validation", label) for text, label in rows]
@@ -56,6 +68,9 @@ def build_dump(rows: list[tuple[str, int]]) -> pa.Table:
     records += [(text, "bad_row", None) for text in BAD_TEXTS]
     return pa.table({
         "review_id": [f"r{number:05d}" for number in range(len(records))],
+        "product": [product_of(number, label) for number, (_, _, label) in enumerate(records)],
+        "reviewed_at": pa.array([WEEK_START + datetime.timedelta(minutes=number * 47 % 10080)
+                                 for number in range(len(records))], pa.timestamp("us", "UTC")),
         "text": pa.array([text for text, _, _ in records], pa.string()),
         "source": [source for _, source, _ in records],
         "label": pa.array([label for _, _, label in records], pa.int8()),
