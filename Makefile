@@ -48,7 +48,6 @@ demo: $(STAMP)
 	$(VENV)/bin/sentiment-score --input $(DEMO_DIR)/reviews.parquet --output $(DEMO_DIR)/scored/reviews \
 	    --model $(DEMO_DIR)/bundle --id_column review_id --key_column product \
 	    --time_column reviewed_at --show_rows 8
-	@echo "demo: report page $(DEMO_DIR)/scored/reviews-report.html"
 
 # streaming: a three-class social model (trained once on ../shared/data/tweets), a local
 # Pub/Sub, the stream for $(STREAM_SECONDS) s, its records, aggregates, alerts and stream page

@@ -17,13 +17,14 @@ from pathlib import Path
 import pytest
 from selenium.webdriver.common.by import By
 
+from beam_pipeline.batch.stats import TOKEN_BIN_EDGES
 from beam_pipeline.reports import browser, cli, render_batch_report, render_stream_page, screenshot
 from beam_pipeline.reports.page import LABEL_COLORS
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIDENCE_EDGES = [round(index * 0.05, 2) for index in range(21)]
 CONFIDENCE_COUNTS = [0] * 10 + [5, 10, 15, 20, 40, 60, 100, 150, 250, 300]
-LENGTH_COUNTS = [100, 300, 250, 200, 80, 15, 5]
+LENGTH_COUNTS = [100, 300, 250, 200, 80, 15, 4, 1]
 
 
 def full_summary() -> dict:
@@ -43,7 +44,8 @@ def full_summary() -> dict:
         "sentiment": {"counts": {"negative": 400, "positive": 550},
                       "mean_probabilities": {"negative": 0.43, "positive": 0.57}},
         "confidence": {"bin_edges": CONFIDENCE_EDGES, "counts": CONFIDENCE_COUNTS, "mean": 0.87},
-        "text_length": {"bin_edges": [0, 16, 32, 64, 128, 256, 512, 1024],
+        # as batch.stats writes it: the last bin is open (>= 1024 tokens)
+        "text_length": {"bin_edges": [*TOKEN_BIN_EDGES, None],
                         "counts": LENGTH_COUNTS, "unit": "tokens", "truncated": 12, "chunked": 20},
         "languages": {"en": 950, "fr": 12, "es": 8},
         "files": [{"path": "/abs/dumps/a.parquet", "rows_read": 500, "scored": 480, "unscored": 10,
@@ -230,7 +232,8 @@ def test_batch_report_charts_hold_the_summary_numbers(show):
     confidence = shown.trace("chart-confidence", "rows")
     assert confidence["y"] == CONFIDENCE_COUNTS
     assert close_to(confidence["x"], [edge + 0.025 for edge in CONFIDENCE_EDGES[:-1]])
-    assert shown.trace("chart-text-length", "rows")["y"] == LENGTH_COUNTS
+    length = shown.trace("chart-text-length", "rows")
+    assert length["y"] == LENGTH_COUNTS and length["x"][-2:] == ["512–1024", "≥ 1024"]
     rows = shown.trace("chart-rows", "rows")
     assert dict(zip(rows["y"], rows["x"])) == {
         "scored": 950, "unscored: unsupported_language": 20, "dead-lettered: empty_text": 10,
@@ -299,7 +302,7 @@ def test_a_run_where_every_row_was_dead_lettered_says_so(show):
                          "dead_letter_reasons": {"empty_text": 10, "null_text": 20}}
     summary["sentiment"] = {"counts": {"negative": 0, "positive": 0}}
     summary["confidence"]["counts"] = [0] * 20
-    summary["text_length"]["counts"] = [0] * 7
+    summary["text_length"]["counts"] = [0] * 8
     summary["languages"] = {}
     summary["files"] = [{"path": "/abs/dumps/a.parquet", "rows_read": 30, "scored": 0,
                          "unscored": 0, "dead_lettered": 30, "sentiment": {}}]

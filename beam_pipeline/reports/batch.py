@@ -67,10 +67,14 @@ class Histogram:
 
 
 def read_histogram(value: Any) -> Histogram | None:
-    """A ``{"bin_edges": [...], "counts": [...]}`` mapping as a Histogram; None when absent or
-    inconsistent (edges not increasing, counts not matching the edges)."""
+    """A ``{"bin_edges": [...], "counts": [...]}`` mapping as a Histogram (a last edge of null,
+    as `batch.stats` writes it, is an open last bin); None when absent or inconsistent (edges not
+    increasing, counts not matching the edges)."""
     fields = as_mapping(value)
-    edges = [as_number(edge) for edge in _list(fields.get("bin_edges"))]
+    raw_edges = _list(fields.get("bin_edges"))
+    if raw_edges and raw_edges[-1] is None:
+        raw_edges = raw_edges[:-1]
+    edges = [as_number(edge) for edge in raw_edges]
     counts = [as_count(count) for count in _list(fields.get("counts"))]
     if not counts or None in edges or None in counts:
         return None
