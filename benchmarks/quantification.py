@@ -9,13 +9,15 @@ counted once as the aggregates count them), bearish read as negative and bullish
 Groups stand in for brands: the first cashtag's initial (A-F, G-M, N-S, T-Z) and posts without a
 cashtag. Per labelled-set size N and seed:
 
-1. N posts are sampled as ``sentiment-sample`` samples (`labelling.sampling`, stratified by group
-   and the general model's predicted label, a quarter of each stratum the least confident) and
-   labelled from the data, as a person would label them;
-2. ``general + correction``: the general model, all N posts measuring its confusion
+1. N posts are sampled as ``sentiment-sample`` samples (`labelling.sampling`) and labelled from
+   the data, as a person would label them: half for training, stratified by group and the
+   general model's predicted label with a quarter of each stratum the least confident; half
+   for measuring the confusion, at random (``--strategy random``): the correction assumes the
+   labelled posts look like the stream, which a sample rich in uncertain posts does not;
+2. ``general + correction``: the general model, the random half measuring its confusion
    (`export.exporter.quantification_measurement`, what ``--quantification_dataset`` stores);
-3. ``adapted + correction``: ``sentiment-train --base_model GENERAL`` on half of the N posts, then
-   ``sentiment-export --quantification_dataset`` on the other half;
+3. ``adapted + correction``: ``sentiment-train --base_model GENERAL`` on the stratified half,
+   then ``sentiment-export --quantification_dataset`` on the random half;
 4. every other post is scored by the bundle and aggregated per group with the pipeline's own
    `aggregates.SentimentAggregateFn` (raw share: classify and count; corrected share with its 90%
    interval), and on 11 samples of 500 of them whose negative share is set from 0.05 to 0.55
@@ -160,14 +162,18 @@ def run_command(command: list[str]) -> float:
 def one_run(size: int, seed: int, posts: list[dict], general: dict, args, work: Path) -> dict:
     from beam_pipeline.quantification import Quantifier
     from export.exporter import quantification_measurement
-    from labelling.sampling import Candidate, sample
+    from labelling.sampling import RANDOM, Candidate, sample
 
     candidates = [Candidate(id=str(index), text=post["text"], key=post["group"],
                             probabilities=general["records"][index]["probabilities"])
                   for index, post in enumerate(posts)]
-    picked = [int(chosen.candidate.id) for chosen in sample(candidates, size, seed=seed)]
-    rest = sorted(set(range(len(posts))) - set(picked))
-    labelled = [posts[index] for index in picked]
+    half = size // 2
+    trained = [int(chosen.candidate.id) for chosen in sample(candidates, half, seed=seed)]
+    others = [candidate for candidate in candidates if int(candidate.id) not in set(trained)]
+    measured = [int(chosen.candidate.id)
+                for chosen in sample(others, size - half, strategy=RANDOM, seed=seed)]
+    rest = sorted(set(range(len(posts))) - set(trained) - set(measured))
+    labelled = [posts[index] for index in measured]
     rest_posts = [posts[index] for index in rest]
     generator = np.random.default_rng(seed)
     entry = quantification_measurement(
@@ -183,10 +189,9 @@ def one_run(size: int, seed: int, posts: list[dict], general: dict, args, work: 
                                               np.random.default_rng(seed))}}
 
     folder = work / f"n{size}-seed{seed}"
-    half = len(labelled) // 2
     folder.mkdir(parents=True, exist_ok=True)
-    train = write_jsonl(folder / "train.jsonl", labelled[:half])
-    quantification = write_jsonl(folder / "quantification.jsonl", labelled[half:])
+    train = write_jsonl(folder / "train.jsonl", [posts[index] for index in trained])
+    quantification = write_jsonl(folder / "quantification.jsonl", labelled)
     bin_dir = Path(sys.executable).parent
     train_s = run_command([str(bin_dir / "sentiment-train"), "--dataset", str(train),
                            "--base_model", str(args.general_model),
@@ -199,7 +204,7 @@ def one_run(size: int, seed: int, posts: list[dict], general: dict, args, work: 
     manifest = json.loads((folder / "bundle" / "bundle.json").read_text())
     adapted = records(score(str(folder / "bundle"), [post["text"] for post in rest_posts]))
     run["adapted"] = {**label_metrics(rest_posts, adapted),
-                      "train_rows": half, "quantification_rows": len(labelled) - half,
+                      "train_rows": half, "quantification_rows": len(labelled),
                       "train_s": round(train_s, 1), "export_s": round(export_s, 1),
                       "shares": share_errors(rest_posts, adapted,
                                              Quantifier.from_manifest(manifest), generator)}
@@ -280,8 +285,8 @@ def markdown(result: dict) -> str:
               "|---|---|---|---|---|---|---|---|---|---|---|"]
     by_size: dict[tuple[int, str], list[dict]] = {}
     for run in measured["runs"]:
-        for kind, label in (("general", "general + correction (all N)"),
-                            ("adapted", "adapted (N/2) + correction (N/2)")):
+        for kind, label in (("general", "general + correction (N/2 random)"),
+                            ("adapted", "adapted (N/2 stratified) + correction (N/2 random)")):
             row = summary(run[kind], label)
             by_size.setdefault((run["size"], label), []).append(row)
             lines.append(f"| {run['size']} | {run['seed']} | {label} | {row['accuracy']:.3f} | "
