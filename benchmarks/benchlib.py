@@ -25,6 +25,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
+from typing import Any
 
 from testkit import SHARED_DATA
 
@@ -158,6 +159,19 @@ def add_render_only(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--render_only", action="store_true",
                         help="measure nothing: rewrite benchmarks/results/NAME.md from the "
                              "NAME.json written before (the figures as they were measured)")
+
+
+def run_benchmark(name: str, parser: argparse.ArgumentParser, measure: Callable[[Any], dict],
+                  markdown: Callable[[dict], str]) -> int:
+    """The usual ``main``: adds ``--render_only`` to ``parser``, parses, then re-renders, or
+    measures, writes ``RESULTS/NAME.{json,md}`` and prints the Markdown."""
+    add_render_only(parser)
+    args = parser.parse_args()
+    if args.render_only:
+        return render_only(name, markdown)
+    result = measure(args)
+    print(write_results(name, result, markdown(result)).read_text())
+    return 0
 
 
 def render_only(name: str, markdown: Callable[[dict], str]) -> int:

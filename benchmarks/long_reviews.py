@@ -113,13 +113,7 @@ def main() -> int:
                                                    / "minilm-sst2-full"))
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--threads", type=int, default=1)
-    benchlib.add_render_only(parser)
-    args = parser.parse_args()
-    if args.render_only:
-        return benchlib.render_only(NAME, markdown)
-    result = measure(args)
-    print(benchlib.write_results(NAME, result, markdown(result)).read_text())
-    return 0
+    return benchlib.run_benchmark(NAME, parser, measure, markdown)
 
 
 if __name__ == "__main__":

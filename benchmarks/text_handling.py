@@ -106,13 +106,7 @@ def main() -> int:
                                                 / "bundle-minilm-tweets-social"))
     parser.add_argument("--precision", default="fp32")
     parser.add_argument("--rounds", type=int, default=5)
-    benchlib.add_render_only(parser)
-    args = parser.parse_args()
-    if args.render_only:
-        return benchlib.render_only(NAME, markdown)
-    result = measure(args)
-    print(benchlib.write_results(NAME, result, markdown(result)).read_text())
-    return 0
+    return benchlib.run_benchmark(NAME, parser, measure, markdown)
 
 
 if __name__ == "__main__":

@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 import collections
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Optional
 
 import numpy as np
@@ -118,16 +118,22 @@ def _share(text: str) -> float:
     return value
 
 
+def _run(parser: argparse.ArgumentParser, action: Callable[[argparse.Namespace], str],
+         argv: Optional[Sequence[str]]) -> int:
+    """Parses ``argv``, runs ``action``, prints its summary (or one error line, exit 2)."""
+    args = parser.parse_args(argv)
+    try:
+        summary = action(args)
+    except USER_ERRORS as error:
+        print(f"{parser.prog}: error: {error}", file=sys.stderr)
+        return 2
+    print(f"{parser.prog}: {summary}", file=sys.stderr)
+    return 0
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """``sentiment-sample``."""
-    args = build_sample_parser().parse_args(argv)
-    try:
-        summary = sample_posts(args)
-    except USER_ERRORS as error:
-        print(f"sentiment-sample: error: {error}", file=sys.stderr)
-        return 2
-    print(f"sentiment-sample: {summary}", file=sys.stderr)
-    return 0
+    return _run(build_sample_parser(), sample_posts, argv)
 
 
 def sample_posts(args: argparse.Namespace) -> str:
@@ -183,14 +189,7 @@ def _reasons(counts: collections.Counter) -> str:
 
 def labels_main(argv: Optional[Sequence[str]] = None) -> int:
     """``sentiment-labels``."""
-    args = build_labels_parser().parse_args(argv)
-    try:
-        summary = convert_labels(args)
-    except USER_ERRORS as error:
-        print(f"sentiment-labels: error: {error}", file=sys.stderr)
-        return 2
-    print(f"sentiment-labels: {summary}", file=sys.stderr)
-    return 0
+    return _run(build_labels_parser(), convert_labels, argv)
 
 
 def convert_labels(args: argparse.Namespace) -> str:
