@@ -69,6 +69,8 @@ FORMAT_VERSION = 1
 MANIFEST_NAME = "bundle.json"
 TOKENIZER_NAME = "tokenizer.json"
 PRECISIONS = ("fp32", "int8", "fp16")
+#: int8's bound against float32 (the export's parity gate, the start-up probe): label agreement
+MIN_INT8_LABEL_AGREEMENT = 0.99
 TOKENIZER_KEY = "tokenizer"
 REQUIRED_KEYS = ("format_version", "labels", "max_length", "input_names", "output_name",
                  "temperature", "tokenizer", "precisions")

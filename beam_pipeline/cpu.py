@@ -1,6 +1,7 @@
 """What this machine's CPU can do, from /proc/cpuinfo: the instruction sets int8 depends on."""
 from __future__ import annotations
 
+import os
 import platform
 from pathlib import Path
 
@@ -38,3 +39,21 @@ def cpu_description(cpuinfo: str = CPUINFO) -> dict[str, object]:
     flags = cpu_flags(cpuinfo)
     return {"machine": platform.machine(), "model": cpu_model(cpuinfo),
             "flags": [flag for flag in RELEVANT_FLAGS if flag in flags]}
+
+
+#: Families of ONNX Runtime's int8 matrix kernels (MLAS picks one per CPU), best first: a model
+#: quantised and checked on one family can round differently on another (u8s8 saturates without
+#: VNNI). ``SENTIMENT_CPU_FAMILY`` overrides the detected family (to test the start-up probe).
+INT8_FAMILIES = (("amx_int8", "amx"), ("avx512_vnni", "avx512_vnni"), ("avx_vnni", "avx_vnni"),
+                 ("avx512bw", "avx512"), ("avx2", "avx2"), ("asimddp", "arm64_dotprod"),
+                 ("asimd", "arm64"))
+FAMILY_OVERRIDE = "SENTIMENT_CPU_FAMILY"
+
+
+def int8_family(flags: set[str] | None = None) -> str:
+    """The int8 kernel family of this CPU (``SENTIMENT_CPU_FAMILY`` when set), or ``none``."""
+    override = os.environ.get(FAMILY_OVERRIDE)
+    if override:
+        return override
+    flags = cpu_flags() if flags is None else flags
+    return next((family for flag, family in INT8_FAMILIES if flag in flags), "none")

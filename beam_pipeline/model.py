@@ -26,7 +26,15 @@ from onnxruntime.capi import onnxruntime_pybind11_state as ort_state
 from tokenizers import Tokenizer
 
 from beam_pipeline import social_text
-from beam_pipeline.bundle import PRECISIONS, Bundle, BundleError, load_bundle, read_manifest
+from beam_pipeline.bundle import (
+    MIN_INT8_LABEL_AGREEMENT,
+    PRECISIONS,
+    Bundle,
+    BundleError,
+    load_bundle,
+    read_manifest,
+)
+from beam_pipeline.cpu import int8_family
 from beam_pipeline.errors import first_line
 from beam_pipeline.language import LanguageGate
 from beam_pipeline.vocabulary import (
@@ -52,17 +60,23 @@ ORT_RUN_ERRORS = (ort_state.Fail, ort_state.InvalidArgument, ort_state.RuntimeEx
                   ort_state.EPFail, ort_state.EngineError, ort_state.NotImplemented)
 
 
-def choose_precision(requested: str, device: str, available: Iterable[str]) -> str:
+def choose_precision(requested: str, device: str,
+                     available: Iterable[str] | Mapping[str, Any]) -> str:
     """The precision to load: ``requested`` itself, or for ``auto`` fp16 on cuda, int8 on cpu,
-    falling back to fp32 (or whatever the bundle has) when the preferred one is absent."""
-    available = list(available)
+    falling back to fp32 (or whatever the bundle has) when the preferred one is absent. With the
+    manifest's ``precisions`` entries given, ``auto`` passes over a precision whose parity check
+    failed at export (kept with --allow_parity_failure)."""
     if requested != "auto":
         return requested
+    entries = available if isinstance(available, Mapping) else dict.fromkeys(available)
+    passed = [precision for precision, entry in entries.items()
+              if ((entry or {}).get("parity") or {}).get("passed", True)]
     preferred = "fp16" if device == "cuda" else "int8"
-    for precision in (preferred, "fp32", *PRECISIONS):
-        if precision in available:
-            return precision
-    raise BundleError(f"bundle lists no known precision (it has {available})")
+    for candidates in (passed, list(entries)):
+        for precision in (preferred, "fp32", *PRECISIONS):
+            if precision in candidates:
+                return precision
+    raise BundleError(f"bundle lists no known precision (it has {list(entries)})")
 
 
 def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
@@ -342,6 +356,28 @@ def _session(bundle: Bundle, providers: list[str], intra_op_threads: int) -> ort
     return ort.InferenceSession(bundle.read_model_bytes(), options, providers=providers)
 
 
+def int8_probe_problem(bundle: Bundle, session: ort.InferenceSession) -> Optional[str]:
+    """Why the int8 model should not score on this CPU, or None. Nothing is checked when int8 was
+    checked at export on a CPU of this int8 family (`cpu.int8_family`) or the bundle has no
+    ``int8_probe``; otherwise the bundle's probe texts are scored (at the bundle's max_length,
+    head_tail, as recorded) and their labels compared with its recorded fp32 probabilities."""
+    checked = (bundle.manifest["precisions"]["int8"].get("parity") or {}).get("checked_on") or {}
+    exported_on, here = checked.get("int8_family"), int8_family()
+    probe = bundle.manifest.get("int8_probe")
+    if exported_on == here or not probe:
+        return None
+    model = ScoringModel(bundle, session, "cpu", 64, bundle.max_length, "head_tail")
+    expected = np.asarray(probe["fp32_probabilities"])
+    agreement = float((model.predict(probe["texts"]).argmax(1) == expected.argmax(1)).mean())
+    LOGGER.info("int8 start-up probe on a %s CPU (int8 checked on %s): label agreement %.4f with "
+                "fp32 on %d texts", here, exported_on, agreement, len(expected))
+    if agreement >= MIN_INT8_LABEL_AGREEMENT:
+        return None
+    return (f"int8 was checked on a {exported_on} CPU; on this {here} CPU its labels agree with "
+            f"the bundle's fp32 probabilities on {agreement:.2%} of {len(expected)} probe texts "
+            f"(bound {MIN_INT8_LABEL_AGREEMENT:.0%})")
+
+
 def nvidia_device_present() -> bool:
     """Whether the NVIDIA driver exposes a device here (as on GPU VMs and GPU containers).
     ``--device auto`` tries CUDA only then: onnxruntime-gpu lists its CUDA provider everywhere
@@ -390,4 +426,12 @@ def load_scoring_model(bundle_root: str, precision: str = "auto", device: str = 
         log = LOGGER.warning if device == "cuda" else LOGGER.info
         log("device %s: %s; falling back to CPU", device, reason)
     bundle = load_bundle(bundle_root, choose_precision(precision, "cpu", available), pinned_sha256)
-    return build(bundle, _session(bundle, [CPU_PROVIDER], intra_op_threads), "cpu")
+    session = _session(bundle, [CPU_PROVIDER], intra_op_threads)
+    problem = int8_probe_problem(bundle, session) if bundle.precision == "int8" else None
+    if problem and precision == "auto" and "fp32" in available:
+        LOGGER.warning("%s: scoring with fp32 instead", problem)
+        bundle = load_bundle(bundle_root, "fp32", pinned_sha256)
+        session = _session(bundle, [CPU_PROVIDER], intra_op_threads)
+    elif problem:
+        LOGGER.warning("%s: scoring with int8 all the same (--precision %s)", problem, precision)
+    return build(bundle, session, "cpu")

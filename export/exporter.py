@@ -6,15 +6,18 @@ Steps, each reported through ``progress``:
 2. export to ONNX with Optimum (task text-classification, dynamic batch and sequence axes);
 3. ``fp32``: Optimum's `ORTOptimizer` at ``optimization_level`` (BERT attention, LayerNorm and
    GELU fusions);
-4. ``int8``: Optimum's `ORTQuantizer`, dynamic quantization configured for this CPU's instruction
-   set, applied to the plain exported graph (ONNX Runtime's quantizer cannot type the fused
-   contrib ops of the optimised graph), the first GELU-fed MatMul kept in float32
-   (`first_gelu_projection`);
+4. ``int8``: `export.int8.build_int8`, dynamic quantization of the plain exported graph's
+   weight MatMuls for this CPU's int8 kernel family, the MatMuls measured as most sensitive on
+   calibration texts (training rows of ``eval_dataset``, else the built-in probes) kept in
+   float32;
 5. ``fp16``: the same optimisation for CUDA plus float16 conversion, inputs/outputs kept
    int64/float32;
 6. parity of every precision against PyTorch (`export.parity`), on the validation rows of
    ``eval_dataset`` or on the built-in probe sentences;
-7. the bundle: ``model_<precision>.onnx``, ``tokenizer.json``, and ``bundle.json`` written last;
+7. the bundle: ``model_<precision>.onnx``, ``tokenizer.json``, and ``bundle.json`` written last,
+   each precision's parity recorded with the CPU it was checked on; with fp32 and int8, the fp32
+   probabilities of the built-in probes too (``int8_probe``: scoring on a CPU of another int8
+   family checks int8 against them at start-up, see `beam_pipeline.model`);
 8. with ``quantification_dataset`` (labelled posts of the stream, not used for training): the
    bundle scores them as the pipeline would and ``bundle.json`` gains ``quantification``, their
    confusion matrix and per-class probability means (`beam_pipeline.quantification`).
@@ -23,7 +26,6 @@ from __future__ import annotations
 
 import json
 import math
-import platform
 import posixpath
 import sys
 import tempfile
@@ -45,14 +47,16 @@ from beam_pipeline.bundle import (
     TOKENIZER_NAME,
     file_entry,
 )
+from beam_pipeline.cpu import cpu_description, int8_family
 from beam_pipeline.errors import first_line
 from beam_pipeline.social_text import normalize
-from export import parity
+from export import int8, parity
 from export.probes import probe_sentences
 from training.trainer import pickled_weights_problem
 
 OPTIMIZATION_LEVELS = ("O1", "O2", "O3")
 REPORT_NAME = "training_report.json"
+CALIBRATION_ROWS = 1024
 OUTPUT_NAME = "logits"
 VERSIONED_PACKAGES = ("optimum", "optimum-onnx", "onnx", "transformers", "torch", "tokenizers")
 
@@ -63,30 +67,6 @@ class ExportError(ValueError):
 
 def _print_progress(message: str) -> None:
     print(f"[sentiment-export] {message}", file=sys.stderr, flush=True)
-
-
-def cpu_flags(cpuinfo: str = "/proc/cpuinfo") -> set[str]:
-    """The instruction-set flags of this CPU (empty where /proc/cpuinfo does not exist)."""
-    try:
-        text = Path(cpuinfo).read_text()
-    except OSError:
-        return set()
-    for line in text.splitlines():
-        if line.startswith(("flags", "Features")):
-            return set(line.split(":", 1)[1].split())
-    return set()
-
-
-def int8_config_name(flags: set[str], machine: str | None = None) -> str:
-    """Name of the `AutoQuantizationConfig` constructor that fits a CPU with these flags."""
-    machine = (machine or platform.machine()).lower()
-    if machine in ("arm64", "aarch64"):
-        return "arm64"
-    for flag, name in (("avx512_vnni", "avx512_vnni"), ("avx512f", "avx512"), ("avx2", "avx2")):
-        if flag in flags:
-            return name
-    raise ExportError("int8: this CPU has neither AVX2 nor AVX-512 (see /proc/cpuinfo), for which "
-                      "ONNX Runtime's dynamic quantization is made; leave int8 out of --precisions")
 
 
 def check_model_dir(model_dir: Path) -> None:
@@ -157,6 +137,28 @@ def evaluation_rows(eval_dataset: str | None, labels: list[str], text_column: st
             f"{len(rows)} {labelled.split} rows of {eval_dataset}")
 
 
+def calibration_texts(eval_dataset: str | None, labels: list[str], text_column: str,
+                      label_column: str) -> tuple[list[str], str]:
+    """Texts int8 is calibrated on, and their description: `CALIBRATION_ROWS` training rows of
+    ``eval_dataset`` (a random sample, seed 0) when it has a validation split for the parity
+    gate besides; else the built-in probe sentences."""
+    from training.data import DataError, load_labelled_set, read_source
+
+    try:
+        has_both = eval_dataset is not None and {"train", "validation"} <= set(
+            read_source(eval_dataset)[0])
+        train = has_both and load_labelled_set(eval_dataset, text_column=text_column,
+                                               label_column=label_column, labels=labels,
+                                               split="train").dataset
+    except DataError as error:
+        raise ExportError(f"--eval_dataset {eval_dataset}: {error}") from None
+    if not train:
+        texts = probe_sentences()
+        return texts, f"{len(texts)} built-in probe sentences"
+    rows = train.shuffle(seed=0).select(range(min(CALIBRATION_ROWS, len(train))))
+    return list(rows["text"]), f"{len(rows)} train rows of {eval_dataset}"
+
+
 def package_versions() -> dict[str, str]:
     """Installed versions of the packages that shape the exported files."""
     import onnxruntime
@@ -220,7 +222,11 @@ def export_bundle(model_dir: str | Path, output_dir: str | Path,
     check_model_dir(model_dir)
     report = read_training_report(model_dir)
     temperature = calibration_temperature(report, model_dir)
-    quantization = int8_config_name(cpu_flags()) if "int8" in precisions else None
+    family = int8_family() if "int8" in precisions else None
+    if family is not None and family not in int8.FAMILY_CONFIGS:
+        raise ExportError(f"int8: this CPU (int8 family {family!r}) has neither AVX2, AVX-512 "
+                          "nor ARM NEON, for which ONNX Runtime's int8 kernels are made; leave "
+                          "int8 out of --precisions")
 
     from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
 
@@ -243,6 +249,10 @@ def export_bundle(model_dir: str | Path, output_dir: str | Path,
     texts, eval_labels, rows_description = evaluation_rows(eval_dataset, labels, eval_text_column,
                                                            eval_label_column)
     texts = [normalize(text, normalization) for text in texts]  # as the scoring model reads them
+    calibration, calibration_description = (
+        calibration_texts(eval_dataset, labels, eval_text_column, eval_label_column)
+        if family else ([], None))
+    calibration = [normalize(text, normalization) for text in calibration]
     quantification = (quantification_rows(quantification_dataset, labels)
                       if quantification_dataset else None)
     progress(f"loading {model_dir} ({len(labels)} labels: {', '.join(labels)})")
@@ -254,10 +264,12 @@ def export_bundle(model_dir: str | Path, output_dir: str | Path,
 
     with tempfile.TemporaryDirectory(prefix="sentiment-export-") as work:
         work_dir = Path(work)
-        files, float_nodes = _build_onnx_files(model, work_dir, precisions, optimization_level,
-                                               quantization, progress)
         tokenizer_path = work_dir / TOKENIZER_NAME
         bundle_tokenizer(tokenizer, max_length).save(str(tokenizer_path))
+        if family:
+            progress(f"int8: calibrating on {calibration_description}")
+        files, int8_result = _build_onnx_files(model, work_dir, precisions, optimization_level,
+                                               family, calibration, tokenizer_path, progress)
 
         progress(f"checking parity with PyTorch on {rows_description}")
         checks, eval_metrics = _check_parity(model, files, tokenizer_path, texts, eval_labels,
@@ -271,6 +283,7 @@ def export_bundle(model_dir: str | Path, output_dir: str | Path,
 
         progress(f"writing the bundle to {output_dir}")
         _prepare_output(output_dir)
+        checked_on = {**cpu_description(), "int8_family": int8_family()}
         manifest = {
             "format_version": FORMAT_VERSION,
             "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -285,17 +298,22 @@ def export_bundle(model_dir: str | Path, output_dir: str | Path,
             "tokenizer": _publish(tokenizer_path, output_dir, TOKENIZER_NAME),
             "precisions": {
                 precision: {**_publish(path, output_dir, f"model_{precision}.onnx"),
-                            "parity": {"data": rows_description, **checks[precision]}}
+                            "parity": {"data": rows_description, **checks[precision],
+                                       "checked_on": checked_on}}
                 for precision, (path, _) in files.items()},
             "metrics": {"training": report.get("final_metrics", {}), "eval": eval_metrics},
             "export": {"optimization_level": optimization_level,
-                       "int8_quantization": (quantization
-                                             and f"dynamic, {quantization}, per-channel"),
-                       "int8_float_nodes": float_nodes,
+                       **({"int8_quantization": int8.describe_config(family),
+                           "int8_float_nodes": int8_result.float_nodes,
+                           "int8_calibration": {"data": calibration_description,
+                                                **int8_result.search}} if int8_result else {}),
                        "wall_time_s": round(time.perf_counter() - started, 2)},
             "versions": package_versions(),
         }
     _write_manifest(output_dir, manifest)
+    if {"fp32", "int8"} <= set(manifest["precisions"]):
+        manifest["int8_probe"] = int8_probe(output_dir)
+        _write_manifest(output_dir, manifest)
     if quantification_dataset:
         manifest["quantification"] = quantification_measurement(
             output_dir, labels, list(manifest["precisions"]), quantification,
@@ -308,6 +326,16 @@ def export_bundle(model_dir: str | Path, output_dir: str | Path,
 def _write_manifest(output_dir: str, manifest: dict[str, Any]) -> None:
     with FileSystems.create(FileSystems.join(output_dir, MANIFEST_NAME)) as handle:
         handle.write(json.dumps(manifest, indent=2).encode("utf-8"))
+
+
+def int8_probe(bundle_root: str) -> dict[str, Any]:
+    """The ``int8_probe`` entry of ``bundle.json``: the built-in probe sentences and the fp32
+    probabilities the bundle just written gives them, as the scoring model computes them."""
+    from beam_pipeline.model import load_scoring_model
+
+    texts = probe_sentences()
+    probabilities = load_scoring_model(bundle_root, precision="fp32", device="cpu").predict(texts)
+    return {"texts": texts, "fp32_probabilities": np.round(probabilities, 6).tolist()}
 
 
 def quantification_rows(source: str, labels: list[str]) -> tuple[list[str], list[int]]:
@@ -370,46 +398,6 @@ def optimize_onnx(exported: Path, output_dir: Path, optimization_level: str,
     return output_dir / f"{exported.stem}_optimized.onnx"
 
 
-def first_gelu_projection(exported: Path) -> list[str]:
-    """Name of the MatMul fed by the first GELU (the first layer's feed-forward down-projection),
-    or nothing when the graph has no erf-based GELU.
-
-    Its input has outliers that per-tensor uint8 activations quantise badly: on the MiniLM
-    fine-tuned on SST-2, keeping this one MatMul in float32 raised int8 label agreement with
-    PyTorch from 98.85 % to 99.54 % for 1.8 MB more (benchmarks/results/export_benchmark.md).
-    """
-    import onnx
-
-    graph = onnx.load(str(exported), load_external_data=False).graph
-    consumers: dict[str, list[Any]] = {}
-    for node in graph.node:
-        for name in node.input:
-            consumers.setdefault(name, []).append(node)
-    erf = next((node for node in graph.node if node.op_type == "Erf"), None)
-    frontier = [erf] if erf else []
-    for _ in range(4):  # GELU = x * 0.5 * (1 + erf(x / sqrt 2)): Erf -> Add -> Mul -> Mul -> MatMul
-        frontier = [after for node in frontier for output in node.output
-                    for after in consumers.get(output, [])]
-        matmuls = [node.name for node in frontier if node.op_type == "MatMul"]
-        if matmuls:
-            return matmuls[:1]
-    return []
-
-
-def quantize_int8(exported: Path, output_dir: Path, config_name: str,
-                  float_nodes: Sequence[str] = ()) -> Path:
-    """Optimum's `ORTQuantizer`: dynamic int8 quantisation, per channel, for the named CPU config;
-    ``float_nodes`` stay in float32."""
-    from optimum.onnxruntime import ORTQuantizer
-    from optimum.onnxruntime.configuration import AutoQuantizationConfig
-
-    config = getattr(AutoQuantizationConfig, config_name)(is_static=False, per_channel=True,
-                                                          nodes_to_exclude=list(float_nodes))
-    ORTQuantizer.from_pretrained(exported.parent, file_name=exported.name).quantize(config,
-                                                                                   output_dir)
-    return output_dir / f"{exported.stem}_quantized.onnx"
-
-
 def onnx_input_names(path: Path) -> list[str]:
     """Graph input names of an ONNX file."""
     import onnx
@@ -418,35 +406,42 @@ def onnx_input_names(path: Path) -> list[str]:
 
 
 def _build_onnx_files(model: Any, work_dir: Path, precisions: list[str], optimization_level: str,
-                      quantization: str | None, progress: Callable[[str], None]
-                      ) -> tuple[dict[str, tuple[Path, list[str]]], list[str]]:
+                      family: str | None, calibration: list[str], tokenizer_path: Path,
+                      progress: Callable[[str], None]
+                      ) -> tuple[dict[str, tuple[Path, list[str]]], int8.Int8Result | None]:
     """Exports, optimises and quantises; returns precision -> (ONNX file, its input names), and
-    the nodes int8 keeps in float32."""
+    the int8 result (its float32 nodes, its calibration search) when int8 was built."""
+    from tokenizers import Tokenizer
+
     step = time.perf_counter()
     exported = export_onnx(model, work_dir / "exported")
     progress(f"exported to ONNX with Optimum in {time.perf_counter() - step:.1f} s")
-    float_nodes = first_gelu_projection(exported) if "int8" in precisions else []
     files: dict[str, tuple[Path, list[str]]] = {}
+    int8_result = None
     for precision in precisions:
         step = time.perf_counter()
         fp16 = precision == "fp16"
         try:
             if precision == "int8":
-                path = quantize_int8(exported, work_dir / precision, quantization, float_nodes)
+                feeds = parity.encode_batches(Tokenizer.from_file(str(tokenizer_path)),
+                                              calibration, onnx_input_names(exported))
+                int8_result = int8.build_int8(exported, work_dir / precision, family, feeds,
+                                              progress)
+                path = int8_result.path
             else:
                 path = optimize_onnx(exported, work_dir / precision, optimization_level, fp16=fp16)
         except (NotImplementedError, ValueError, RuntimeError) as error:
             raise ExportError(f"{precision}: ONNX Runtime/Optimum could not build it: "
                               f"{first_line(error)}") from None
-        action = (f"quantised to int8 (dynamic, {quantization}; kept in float32: "
-                  f"{', '.join(float_nodes) or 'nothing'})" if precision == "int8" else
-                  f"optimised ({optimization_level}{', for CUDA, float16' if fp16 else ''})")
+        action = (f"quantised to int8 ({int8.describe_config(family)}; kept in float32: "
+                  f"{', '.join(int8_result.float_nodes) or 'nothing'})" if precision == "int8"
+                  else f"optimised ({optimization_level}{', for CUDA, float16' if fp16 else ''})")
         files[precision] = (path, onnx_input_names(path))
         progress(f"{precision}: {action} in {time.perf_counter() - step:.1f} s")
     if len({tuple(names) for _, names in files.values()}) != 1:
         inputs = {precision: names for precision, (_, names) in files.items()}
         raise ExportError(f"the precisions' ONNX files take different inputs: {inputs}")
-    return files, float_nodes
+    return files, int8_result
 
 
 def _check_parity(model: Any, files: dict[str, tuple[Path, list[str]]], tokenizer_path: Path,

@@ -20,10 +20,10 @@ import torch
 from sklearn.metrics import accuracy_score, f1_score
 from tokenizers import Tokenizer
 
+from beam_pipeline.bundle import MIN_INT8_LABEL_AGREEMENT
 from beam_pipeline.model import softmax
 
 MAX_PROB_DIFF = {"fp32": 1e-4, "fp16": 1e-2}
-MIN_INT8_LABEL_AGREEMENT = 0.99
 MAX_INT8_ACCURACY_DROP = 0.005
 BATCH_SIZE = 32
 CPU = "CPUExecutionProvider"
