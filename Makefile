@@ -43,7 +43,7 @@ demo: $(STAMP)
 	    --labels negative,positive --max_train_samples $(DEMO_TRAIN_SAMPLES) --epochs 1 \
 	    --batch_size 32 --learning_rate 1e-4 --max_length 64
 	$(VENV)/bin/sentiment-export --model_dir $(DEMO_DIR)/model --output_dir $(DEMO_DIR)/bundle \
-	    --precisions fp32 --eval_dataset $(DEMO_DATASET)
+	    --precisions fp32,int8 --eval_dataset $(DEMO_DATASET)
 	$(VPY) scripts/make_demo_dump.py --sst2 $(DEMO_DATASET) --output $(DEMO_DIR)/reviews.parquet
 	$(VENV)/bin/sentiment-score --input $(DEMO_DIR)/reviews.parquet --output $(DEMO_DIR)/scored/reviews \
 	    --model $(DEMO_DIR)/bundle --id_column review_id --key_column product \

@@ -29,15 +29,25 @@ A bundle is a folder (local or any Beam file system, e.g. ``gs://``) holding::
                             "provider": "CPUExecutionProvider", "max_abs_prob_diff": 2e-07,
                             "mean_abs_prob_diff": 1e-08, "label_agreement": 1.0,
                             "accuracy": 0.9, "pytorch_accuracy": 0.9,   # with labelled rows
-                            "bound": "max_abs_prob_diff <= 0.0001", "passed": true}},
+                            "bound": "max_abs_prob_diff <= 0.0001", "passed": true,
+                            "checked_on": {"machine": "x86_64", "model": "<CPU model>",
+                                           "flags": ["avx2", "avx512_vnni", ...],
+                                           "int8_family": "avx512_vnni"}}},
         "int8": {...}, "fp16": {...}
       },
+      "int8_probe": {"texts": [...256 built-in probe sentences...],   # with fp32 and int8:
+                     "fp32_probabilities": [[0.98, 0.02], ...]},      # checked at start-up on
+                                                    # a CPU of another int8 family
       "metrics": {"training": {...},                # final_metrics of training_report.json
                   "eval": {"data": "...", "rows": 872,
                            "pytorch": {"accuracy": ..., "macro_f1": ...},
                            "fp32": {...}, "int8": {...}, "fp16": {...}}},   # empty without labels
       "export": {"optimization_level": "O2",
-                 "int8_quantization": "dynamic, avx512_vnni, per-channel",
+                 "int8_quantization": "dynamic, avx512_vnni, per-channel, MatMul only",
+                 "int8_float_nodes": ["/bert/encoder/layer.0/output/dense/MatMul", ...],
+                 "int8_calibration": {"data": "1024 train rows of ...",
+                                      "calibration_agreement": 0.995, "tried": [...],
+                                      "most_sensitive": [...], ...},
                  "wall_time_s": 40.2},
       "versions": {"onnxruntime": "...", "optimum": "...", "transformers": "...", "torch": "..."}
     }

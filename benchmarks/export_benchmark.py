@@ -1,19 +1,21 @@
-"""Export benchmark (issue 3): PyTorch vs fp32 ONNX vs optimised fp32 vs int8 on SST-2 validation.
+"""Export benchmark (issues 3 and 15): fp32 and every int8 variant tried, per model, in one run.
 
-For a fine-tuned classifier (default: ``MODELS/minilm-sst2``, the MiniLM fine-tuned on SST-2 by
-``train_accuracy.py``; MODELS is ``benchlib.default_models_dir()``) this script
+For each model (default: the demo model, the full-SST-2 model and the social model, all trained
+by ``train_accuracy.py`` / the Makefile recipe into ``MODELS``, ``benchlib.default_models_dir()``)
+this script
 
-1. times `export.exporter.export_bundle` (export, optimise, quantise, fp16, parity on the
-   eval set) writing the bundle to ``--bundle_dir``;
-2. exports the plain (un-optimised) fp32 ONNX file with the same Optimum step, as the baseline;
-3. measures file size, SST-2 validation accuracy and records/s of PyTorch, fp32 ONNX, optimised
-   fp32 and int8 (fp16 too, on the CPU, for information: it is built for CUDA) on the same
-   pre-tokenised batches, in interleaved rounds; throughput is the median over rounds;
-4. writes ``benchmarks/results/export_benchmark.md`` and ``.json`` (``--tag T``:
-   ``export_benchmark_T``).
+1. runs `export.exporter.export_bundle` with fp32 and int8 (the shipped recipe: weight MatMuls
+   quantised dynamically, the measured most sensitive ones kept in float32), timing it;
+2. builds the other int8 variants from the same plain Optimum export: every weight MatMul
+   quantised (no float32 node), the ``reduce_range`` recipe exported for CPUs without VNNI, and
+   static QDQ with activation ranges calibrated (percentiles) on training rows;
+3. measures, on the eval set's validation rows: accuracy, label agreement with PyTorch, max
+   |Δprobability|, file size, and records/s in interleaved rounds (every variant in turn, every
+   round; the ratios to fp32 are medians of per-round ratios, so they share the machine's load);
+4. writes ``benchmarks/results/export_benchmark.md`` and ``.json``.
 
-Run: ``.venv/bin/python benchmarks/export_benchmark.py [--model_dir DIR] [--bundle_dir DIR]``;
-``--render_only [--tag T]`` rewrites the Markdown from the JSON.
+Run: ``.venv/bin/python benchmarks/export_benchmark.py [--model NAME=DIR,EVAL,MAX_LENGTH ...]``;
+``--render_only`` rewrites the Markdown from the JSON.
 """
 from __future__ import annotations
 
@@ -31,9 +33,17 @@ benchlib.offline()
 
 NAME = "export_benchmark"
 MODELS = benchlib.default_models_dir()
-VARIANT_NAMES = {"fp32": "fp32 optimised (bundle)", "int8": "int8 dynamic (bundle)",
-                 "fp16": "fp16 optimised (bundle; for CUDA, run on CPU here)"}
-BASELINE = "fp32 ONNX (plain export)"
+DATA = benchlib.SHARED_DATA
+DEFAULT_MODELS = (f"demo={MODELS / 'minilm-sst2-demo'},{DATA / 'sst2'},64",
+                  f"sst2-full={MODELS / 'minilm-sst2-1ep'},{DATA / 'sst2'},128",
+                  f"social={MODELS / 'minilm-tweets-social'},{DATA / 'tweets'},96")
+FP32_PLAIN = "fp32 ONNX (plain export)"
+FP32 = "fp32 optimised (bundle)"
+INT8 = "int8 dynamic, sensitive MatMuls float32 (bundle)"
+INT8_ALL = "int8 dynamic, every weight MatMul"
+INT8_REDUCED = "int8 dynamic, reduce_range (recipe without VNNI)"
+INT8_STATIC = "int8 static QDQ, percentile calibration"
+STATIC_CALIBRATION_ROWS = 256
 
 
 def onnx_runner(path: Path, threads: int):
@@ -56,138 +66,209 @@ def timed_pass(run, feeds) -> float:
     return time.perf_counter() - started
 
 
-def measure(args: argparse.Namespace, command: str) -> dict:
-    """Exports the bundle, times every engine; the result (JSON) of one run."""
+def build_variants(exported: Path, work: Path, family: str, calibration: list) -> dict:
+    """The int8 variants beside the bundle's: name -> ONNX file, or the error that stopped it."""
+    from export import int8
+
+    matmuls = int8.weight_matmuls(exported)
+    builders = {
+        INT8_ALL: lambda: int8.quantize_dynamic_int8(exported, work / "all", family, matmuls),
+        INT8_REDUCED: lambda: int8.quantize_dynamic_int8(exported, work / "reduced", "avx2",
+                                                         matmuls),
+        INT8_STATIC: lambda: int8.quantize_static_int8(exported, work / "static", family,
+                                                       calibration),
+    }
+    variants = {}
+    for name, build in builders.items():
+        started = time.perf_counter()
+        try:
+            variants[name] = (build(), round(time.perf_counter() - started, 1))
+        except Exception as error:  # noqa: BLE001  (a variant that cannot be built is a result)
+            variants[name] = (f"{type(error).__name__}: {str(error).splitlines()[0][:200]}",
+                              None)
+    return variants
+
+
+def measure_model(label: str, model_dir: Path, eval_dataset: str, max_length: int,
+                  bundle_dir: Path, args: argparse.Namespace) -> dict:
+    """Exports one model, builds the variants, times them; its part of the results."""
+    import numpy as np
     import torch
     from tokenizers import Tokenizer
     from transformers import AutoModelForSequenceClassification
 
+    from beam_pipeline.cpu import int8_family
+    from beam_pipeline.social_text import normalize
     from export import parity
-    from export.exporter import evaluation_rows, export_bundle, export_onnx, label_names
+    from export.exporter import (
+        calibration_texts,
+        evaluation_rows,
+        export_bundle,
+        export_onnx,
+        label_names,
+    )
 
-    model_dir = Path(args.model_dir)
-    date, described = benchlib.now(), benchlib.machine()
     started = time.perf_counter()
-    manifest = export_bundle(model_dir, args.bundle_dir, eval_dataset=args.eval_dataset,
+    manifest = export_bundle(model_dir, bundle_dir, precisions=("fp32", "int8"),
+                             eval_dataset=eval_dataset, max_length=max_length,
                              allow_parity_failure=True)  # a miss is reported below, not hidden
     export_seconds = time.perf_counter() - started
 
     torch.set_num_threads(args.threads)
     model = AutoModelForSequenceClassification.from_pretrained(model_dir,
                                                                use_safetensors=True).eval()
-    texts, labels, rows = evaluation_rows(args.eval_dataset, label_names(model.config), "text",
-                                          "label")
-    tokenizer = Tokenizer.from_file(str(Path(args.bundle_dir) / manifest["tokenizer"]["file"]))
+    labels_names = label_names(model.config)
+    steps = manifest["text_normalization"]
+    texts, labels, rows = evaluation_rows(eval_dataset, labels_names, "text", "label")
+    texts = [normalize(text, steps) for text in texts]
+    tokenizer = Tokenizer.from_file(str(bundle_dir / manifest["tokenizer"]["file"]))
     feeds = parity.encode_batches(tokenizer, texts, manifest["input_names"])
     timing_feeds = parity.encode_batches(tokenizer, texts[:args.timing_rows],
                                          manifest["input_names"])
     timing_rows = sum(len(feed["input_ids"]) for feed in timing_feeds)
+    calibration, _ = calibration_texts(eval_dataset, labels_names, "text", "label")
+    calibration_feeds = parity.encode_batches(
+        tokenizer, [normalize(text, steps) for text in calibration[:STATIC_CALIBRATION_ROWS]],
+        manifest["input_names"])
+    reference = parity.torch_probabilities(model, feeds)
 
     with tempfile.TemporaryDirectory() as work:
         plain = export_onnx(model, Path(work) / "plain")
-        files = {BASELINE: plain}
-        files.update({VARIANT_NAMES[name]: Path(args.bundle_dir) / entry["file"]
-                      for name, entry in manifest["precisions"].items()})
-        runners = {"PyTorch": lambda batch: parity.torch_probabilities(model, batch)}
-        runners.update({name: onnx_runner(path, args.threads) for name, path in files.items()})
-        sizes = {"PyTorch": (model_dir / "model.safetensors").stat().st_size}
-        sizes.update({name: path.stat().st_size for name, path in files.items()})
-
-        accuracy = {name: parity.label_metrics(run(feeds).argmax(1), labels)["accuracy"]
-                    for name, run in runners.items()}  # also warms every runner up
+        files = {FP32_PLAIN: (plain, None), FP32: (bundle_dir / "model_fp32.onnx", None),
+                 INT8: (bundle_dir / "model_int8.onnx",
+                        manifest["export"]["int8_calibration"]["time_s"])}
+        variants = build_variants(plain, Path(work), int8_family(), calibration_feeds)
+        failed = {name: error for name, (error, _) in variants.items() if isinstance(error, str)}
+        files.update({name: value for name, value in variants.items() if name not in failed})
+        runners = {name: onnx_runner(path, args.threads) for name, (path, _) in files.items()}
+        measured = {}
+        for name, run in runners.items():  # also warms every runner up
+            probabilities = run(feeds)
+            measured[name] = {
+                **parity.compare("int8", reference, probabilities, labels),
+                "file_mb": round(files[name][0].stat().st_size / 1e6, 2)}
         seconds: dict[str, list[float]] = {name: [] for name in runners}
         for _ in range(args.rounds):
             for name, run in runners.items():
                 seconds[name].append(timed_pass(run, timing_feeds))
 
-    rows_out = []
+    results = []
     for name in runners:
-        median = statistics.median(seconds[name])
-        rows_out.append({
-            "model": name, "file_mb": round(sizes[name] / 1e6, 2),
-            "accuracy": round(accuracy[name], 4),
-            "accuracy_vs_pytorch_points": round(100 * (accuracy[name] - accuracy["PyTorch"]), 2),
-            "records_per_s": round(timing_rows / median, 1),
+        check = measured[name]
+        results.append({
+            "model": name, "file_mb": check["file_mb"], "build_time_s": files[name][1],
+            "accuracy": round(check["accuracy"], 4),
+            "accuracy_vs_pytorch_points": round(
+                100 * (check["accuracy"] - check["pytorch_accuracy"]), 2),
+            "label_agreement": round(check["label_agreement"], 4),
+            "max_abs_prob_diff": round(check["max_abs_prob_diff"], 4),
+            "passes_int8_bound": check["passed"],
+            "records_per_s": round(timing_rows / statistics.median(seconds[name]), 1),
             "records_per_s_all_rounds": [round(timing_rows / s, 1) for s in seconds[name]],
+            **{key: round(statistics.median(base / own for own, base in
+                                            zip(seconds[name], seconds[reference_name])), 2)
+               for key, reference_name in (("speed_vs_fp32", FP32),
+                                           ("speed_vs_fp32_plain", FP32_PLAIN))},
         })
-    for row in rows_out:
-        # the same round ran every model back to back, so its ratio shares the machine's load
-        row["speed_vs_fp32_onnx"] = round(statistics.median(
-            base / own for own, base in zip(seconds[row["model"]], seconds[BASELINE])), 2)
+    return {"label": label, "model_dir": str(model_dir), "bundle_dir": str(bundle_dir),
+            "eval_rows": rows, "max_length": max_length, "timing_rows": timing_rows,
+            "pytorch_accuracy": round(float(np.mean(reference.argmax(1) == labels)), 4),
+            "export_wall_time_s": round(export_seconds, 1),
+            "int8_quantization": manifest["export"]["int8_quantization"],
+            "int8_float_nodes": manifest["export"]["int8_float_nodes"],
+            "int8_calibration": manifest["export"]["int8_calibration"],
+            "parity": {name: entry["parity"] for name, entry in manifest["precisions"].items()},
+            "failed_variants": failed, "results": results}
 
-    return {
-        "command": command, "date": date, "machine": described, "threads": args.threads,
-        "load_average_1min_end": round(os.getloadavg()[0], 2),
-        "model_dir": str(model_dir), "bundle_dir": args.bundle_dir, "eval_rows": rows,
-        "batch_size": parity.BATCH_SIZE, "rounds": args.rounds, "timing_rows": timing_rows,
-        "export_wall_time_s": round(export_seconds, 1),
-        "int8_quantization": manifest["export"]["int8_quantization"],
-        "parity": {name: entry["parity"] for name, entry in manifest["precisions"].items()},
-        "results": rows_out,
-    }
+
+def measure(args: argparse.Namespace) -> dict:
+    """Every model in turn; the result (JSON) of the run."""
+    date, described = benchlib.now(), benchlib.machine()
+    models = []
+    for spec in args.model or DEFAULT_MODELS:
+        label, _, rest = spec.partition("=")
+        model_dir, eval_dataset, max_length = rest.split(",")
+        models.append(measure_model(label, Path(model_dir), eval_dataset, int(max_length),
+                                    Path(args.bundles_dir) / f"bundle-{Path(model_dir).name}",
+                                    args))
+    previous = benchlib.read_results(NAME)
+    history = previous.get("history", [])
+    if previous and "models" not in previous:  # the issue-3 result, one model, kept for its figures
+        history = [*history, {"date": previous["date"], "result": previous, "what_differed":
+                              "issue 3's recipe: Gather and every MatMul but the first GELU-fed "
+                              "one quantised, on one model (SST-2, 20,000 rows)"}]
+    return {"command": benchlib.command_line("export_benchmark.py"), "date": date,
+            "machine": described, "threads": args.threads, "rounds": args.rounds,
+            "load_average_1min_end": round(os.getloadavg()[0], 2), "models": models,
+            **({"history": history} if history else {})}
+
+
+def _model_section(model: dict) -> list[str]:
+    lines = [f"## {model['label']}: `{model['model_dir']}`", "",
+             f"Eval: {model['eval_rows']} (PyTorch accuracy {model['pytorch_accuracy']:.4f}); "
+             f"max_length {model['max_length']}; timing: {model['timing_rows']} rows a pass.  ",
+             f"Bundle int8: {model['int8_quantization']}; kept in float32: "
+             f"{', '.join(f'`{node}`' for node in model['int8_float_nodes']) or 'nothing'}; "
+             f"calibration: {model['int8_calibration']['data']}, label agreement "
+             f"{model['int8_calibration']['calibration_agreement']:.4f} (target "
+             f"{model['int8_calibration']['target_agreement']}), search "
+             f"{model['int8_calibration']['time_s']} s; whole export "
+             f"{model['export_wall_time_s']} s.", "",
+             "| variant | file MB | accuracy | Δ vs PyTorch (points) | label agreement | "
+             "max abs Δprob | int8 bound | records/s | × fp32 optimised | × fp32 plain |",
+             "|---|---:|---:|---:|---:|---:|---|---:|---:|---:|"]
+    for row in model["results"]:
+        bound = ("n/a" if row["model"].startswith("fp32")
+                 else "pass" if row["passes_int8_bound"] else "FAIL")
+        lines.append(f"| {row['model']} | {row['file_mb']} | {row['accuracy']:.4f} | "
+                     f"{row['accuracy_vs_pytorch_points']:+.2f} | {row['label_agreement']:.4f} | "
+                     f"{row['max_abs_prob_diff']:.3f} | {bound} | {row['records_per_s']} | "
+                     f"{row['speed_vs_fp32']:.2f} | {row['speed_vs_fp32_plain']:.2f} |")
+    for name, error in model["failed_variants"].items():
+        lines.append(f"| {name} | could not be built: {error} | | | | | | | | |")
+    lines += ["", "All rounds (records/s): " + "; ".join(
+        f"{row['model']}: {row['records_per_s_all_rounds']}" for row in model["results"]) + ".",
+        ""]
+    return lines
+
+
+def _history_headline(result: dict) -> list[str]:
+    return [f"{row['model']}: accuracy {row['accuracy']:.4f}, {row['records_per_s']} records/s, "
+            f"{row['speed_vs_fp32_onnx']:.2f}x fp32 ONNX" for row in result["results"]]
 
 
 def markdown(result: dict) -> str:
     """The results (the JSON of one run) as a Markdown report."""
-    # older results recorded the thread count (and the load at the end) in "machine"
-    threads = result.get("threads", result["machine"].get("threads"))
     lines = [
-        *benchlib.header("Export benchmark (issue 3)", result),
-        f"Threads: {threads} intra-op threads for every engine (PyTorch and ONNX Runtime); the "
-        "machine is shared with other jobs"
-        + (f"; 1-minute load average at the end {result['load_average_1min_end']}"
-           if "load_average_1min_end" in result else "") + "  ",
-        f"Model: `{result['model_dir']}`; data: {result['eval_rows']}, batches of "
-        f"{result['batch_size']} padded to their longest row, tokenised once beforehand "
-        "(records/s is model time only)  ",
-        f"Accuracy: all eval rows. Throughput: median of {result['rounds']} interleaved passes "
-        f"over the first {result['timing_rows']} rows (each model in turn, every round).", "",
-        "Speed ratio: median over rounds of (fp32 ONNX time / model time) within the same round.",
-        "",
-        "| model | file MB | SST-2 accuracy | Δ vs PyTorch (points) | records/s | × fp32 ONNX |",
-        "|---|---:|---:|---:|---:|---:|",
-    ]
-    for row in result["results"]:
-        lines.append(f"| {row['model']} | {row['file_mb']} | {row['accuracy']:.4f} | "
-                     f"{row['accuracy_vs_pytorch_points']:+.2f} | {row['records_per_s']} | "
-                     f"{row['speed_vs_fp32_onnx']:.2f} |")
-    lines += ["", "All rounds (records/s): " + "; ".join(
-        f"{row['model']}: {row['records_per_s_all_rounds']}" for row in result["results"]) + ".",
-        "", f"Export wall time (`export_bundle`: Optimum export, {result['int8_quantization']} "
-              f"int8, optimisation, fp16, parity of all three precisions on the eval rows, bundle "
-              f"written): **{result['export_wall_time_s']} s**.", "",
-              "Parity recorded in bundle.json:", "",
-              "| precision | max abs Δprob | label agreement | passed |", "|---|---:|---:|---|"]
-    for name, check in result["parity"].items():
-        lines.append(f"| {name} | {check['max_abs_prob_diff']:.2e} | "
-                     f"{check['label_agreement']:.4f} | {check['passed']} |")
+        *benchlib.header("Export benchmark: fp32 and the int8 variants (issues 3, 15)", result),
+        f"Threads: {result['threads']} intra-op threads for every engine; 1-minute load average "
+        f"at the end {result['load_average_1min_end']}  ",
+        f"Throughput: median of {result['rounds']} interleaved passes (every variant in turn, "
+        "every round), batches of 32 padded to their longest row, tokenised beforehand "
+        "(records/s is model time only). Ratios: median over rounds of (fp32 time / variant "
+        "time) within the same round.  ",
+        "int8 bound (the export's parity gate): label agreement with PyTorch >= 0.99 and "
+        "accuracy at most 0.5 point below PyTorch's, on the eval rows (never used to choose "
+        "the float32 MatMuls: those are chosen on training rows).", ""]
+    for model in result["models"]:
+        lines += _model_section(model)
+    lines += benchlib.history_lines(result, _history_headline)
     return "\n".join(lines) + "\n"
 
 
-def main(argv: list[str] | None = None) -> int:
+def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model_dir", default=str(MODELS / "minilm-sst2"),
-                        help="fine-tuned model folder (default: %(default)s)")
-    parser.add_argument("--bundle_dir", default=str(MODELS / "bundle-minilm-sst2"),
-                        help="where the benchmarked bundle is written (default: %(default)s)")
-    parser.add_argument("--eval_dataset", default=str(benchlib.SHARED_DATA / "sst2"))
-    parser.add_argument("--rounds", type=int, default=5, help="timed passes per model")
+    parser.add_argument("--model", action="append",
+                        help="NAME=MODEL_DIR,EVAL_DATASET,MAX_LENGTH (repeatable; default: "
+                             "demo, sst2-full and social in MODELS)")
+    parser.add_argument("--bundles_dir", default=str(MODELS),
+                        help="where each bundle-<model folder> is written (default: %(default)s)")
+    parser.add_argument("--rounds", type=int, default=5, help="timed passes per variant")
     parser.add_argument("--timing_rows", type=int, default=320,
                         help="rows (from the start of the eval set) in each timed pass")
     parser.add_argument("--threads", type=int, default=2,
                         help="intra-op threads for PyTorch and ONNX Runtime alike")
-    parser.add_argument("--tag", default="",
-                        help="suffix of the results files, e.g. 1thread -> "
-                             "export_benchmark_1thread.md")
-    benchlib.add_render_only(parser)
-    args = parser.parse_args(argv)
-    name = f"{NAME}_{args.tag}" if args.tag else NAME
-    if args.render_only:
-        return benchlib.render_only(name, markdown)
-    result = measure(args, benchlib.command_line("export_benchmark.py", argv))
-    benchlib.write_results(name, result, markdown(result))
-    print(markdown(result))
-    return 0
+    return benchlib.run_benchmark(NAME, parser, measure, markdown)
 
 
 if __name__ == "__main__":

@@ -93,6 +93,7 @@ def quantize_static_int8(exported: Path, output_dir: Path, family: str,
     width = max(len(row["input_ids"]) for row in rows)  # the calibrator runs one row at a time
     dataset = Dataset.from_list([{name: np.pad(values, (0, width - len(values))).tolist()
                                   for name, values in row.items()} for row in rows])
+    output_dir.mkdir(parents=True, exist_ok=True)
     quantizer = ORTQuantizer.from_pretrained(exported.parent, file_name=exported.name)
     config = quantization_config(family, weight_matmuls(exported), is_static=True)
     with parity.quiet_onnxruntime():
