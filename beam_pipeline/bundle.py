@@ -45,9 +45,10 @@ A bundle is a folder (local or any Beam file system, e.g. ``gs://``) holding::
       "export": {"optimization_level": "O2",
                  "int8_quantization": "dynamic, avx512_vnni, per-channel, MatMul only",
                  "int8_float_nodes": ["/bert/encoder/layer.0/output/dense/MatMul", ...],
-                 "int8_calibration": {"data": "1024 train rows of ...",
-                                      "calibration_agreement": 0.995, "tried": [...],
-                                      "most_sensitive": [...], ...},
+                 "int8_search": {"ranking_data": "256 train rows of ...",
+                                 "check_data": "872 validation rows of ...",
+                                 "label_agreement": 0.995, "tried": [...],
+                                 "most_sensitive": [...], ...},
                  "wall_time_s": 40.2},
       "versions": {"onnxruntime": "...", "optimum": "...", "transformers": "...", "torch": "..."}
     }

@@ -7,9 +7,9 @@ Steps, each reported through ``progress``:
 3. ``fp32``: Optimum's `ORTOptimizer` at ``optimization_level`` (BERT attention, LayerNorm and
    GELU fusions);
 4. ``int8``: `export.int8.build_int8`, dynamic quantization of the plain exported graph's
-   weight MatMuls for this CPU's int8 kernel family, the MatMuls measured as most sensitive on
-   calibration texts (training rows of ``eval_dataset``, else the built-in probes) kept in
-   float32;
+   weight MatMuls for this CPU's int8 kernel family; as many MatMuls as the parity rows need kept
+   in float32, most sensitive first as measured on ranking texts (training rows of
+   ``eval_dataset``, else the built-in probes);
 5. ``fp16``: the same optimisation for CUDA plus float16 conversion, inputs/outputs kept
    int64/float32;
 6. parity of every precision against PyTorch (`export.parity`), on the validation rows of
@@ -56,7 +56,7 @@ from training.trainer import pickled_weights_problem
 
 OPTIMIZATION_LEVELS = ("O1", "O2", "O3")
 REPORT_NAME = "training_report.json"
-CALIBRATION_ROWS = 1024
+RANKING_ROWS = 256
 OUTPUT_NAME = "logits"
 VERSIONED_PACKAGES = ("optimum", "optimum-onnx", "onnx", "transformers", "torch", "tokenizers")
 
@@ -137,9 +137,9 @@ def evaluation_rows(eval_dataset: str | None, labels: list[str], text_column: st
             f"{len(rows)} {labelled.split} rows of {eval_dataset}")
 
 
-def calibration_texts(eval_dataset: str | None, labels: list[str], text_column: str,
-                      label_column: str) -> tuple[list[str], str]:
-    """Texts int8 is calibrated on, and their description: `CALIBRATION_ROWS` training rows of
+def ranking_texts(eval_dataset: str | None, labels: list[str], text_column: str,
+                  label_column: str) -> tuple[list[str], str]:
+    """Texts int8's MatMuls are ranked on, and their description: `RANKING_ROWS` training rows of
     ``eval_dataset`` (a random sample, seed 0) when it has a validation split for the parity
     gate besides; else the built-in probe sentences."""
     from training.data import DataError, load_labelled_set, read_source
@@ -155,7 +155,7 @@ def calibration_texts(eval_dataset: str | None, labels: list[str], text_column: 
     if not train:
         texts = probe_sentences()
         return texts, f"{len(texts)} built-in probe sentences"
-    rows = train.shuffle(seed=0).select(range(min(CALIBRATION_ROWS, len(train))))
+    rows = train.shuffle(seed=0).select(range(min(RANKING_ROWS, len(train))))
     return list(rows["text"]), f"{len(rows)} train rows of {eval_dataset}"
 
 
@@ -249,10 +249,10 @@ def export_bundle(model_dir: str | Path, output_dir: str | Path,
     texts, eval_labels, rows_description = evaluation_rows(eval_dataset, labels, eval_text_column,
                                                            eval_label_column)
     texts = [normalize(text, normalization) for text in texts]  # as the scoring model reads them
-    calibration, calibration_description = (
-        calibration_texts(eval_dataset, labels, eval_text_column, eval_label_column)
+    ranking, ranking_description = (
+        ranking_texts(eval_dataset, labels, eval_text_column, eval_label_column)
         if family else ([], None))
-    calibration = [normalize(text, normalization) for text in calibration]
+    ranking = [normalize(text, normalization) for text in ranking]
     quantification = (quantification_rows(quantification_dataset, labels)
                       if quantification_dataset else None)
     progress(f"loading {model_dir} ({len(labels)} labels: {', '.join(labels)})")
@@ -267,9 +267,11 @@ def export_bundle(model_dir: str | Path, output_dir: str | Path,
         tokenizer_path = work_dir / TOKENIZER_NAME
         bundle_tokenizer(tokenizer, max_length).save(str(tokenizer_path))
         if family:
-            progress(f"int8: calibrating on {calibration_description}")
-        files, int8_result = _build_onnx_files(model, work_dir, precisions, optimization_level,
-                                               family, calibration, tokenizer_path, progress)
+            progress(f"int8: MatMuls ranked on {ranking_description}, checked on "
+                     f"{rows_description}")
+        files, int8_result = _build_onnx_files(
+            model, work_dir, precisions, optimization_level, family, tokenizer_path,
+            (ranking, texts, eval_labels), progress)
 
         progress(f"checking parity with PyTorch on {rows_description}")
         checks, eval_metrics = _check_parity(model, files, tokenizer_path, texts, eval_labels,
@@ -305,8 +307,9 @@ def export_bundle(model_dir: str | Path, output_dir: str | Path,
             "export": {"optimization_level": optimization_level,
                        **({"int8_quantization": int8.describe_config(family),
                            "int8_float_nodes": int8_result.float_nodes,
-                           "int8_calibration": {"data": calibration_description,
-                                                **int8_result.search}} if int8_result else {}),
+                           "int8_search": {"ranking_data": ranking_description,
+                                           "check_data": rows_description,
+                                           **int8_result.search}} if int8_result else {}),
                        "wall_time_s": round(time.perf_counter() - started, 2)},
             "versions": package_versions(),
         }
@@ -406,11 +409,13 @@ def onnx_input_names(path: Path) -> list[str]:
 
 
 def _build_onnx_files(model: Any, work_dir: Path, precisions: list[str], optimization_level: str,
-                      family: str | None, calibration: list[str], tokenizer_path: Path,
+                      family: str | None, tokenizer_path: Path,
+                      int8_rows: tuple[list[str], list[str], np.ndarray | None],
                       progress: Callable[[str], None]
                       ) -> tuple[dict[str, tuple[Path, list[str]]], int8.Int8Result | None]:
     """Exports, optimises and quantises; returns precision -> (ONNX file, its input names), and
-    the int8 result (its float32 nodes, its calibration search) when int8 was built."""
+    the int8 result (its float32 nodes, its search) when int8 was built. ``int8_rows``: the
+    ranking texts, the check texts and their labels (or None)."""
     from tokenizers import Tokenizer
 
     step = time.perf_counter()
@@ -423,10 +428,13 @@ def _build_onnx_files(model: Any, work_dir: Path, precisions: list[str], optimiz
         fp16 = precision == "fp16"
         try:
             if precision == "int8":
-                feeds = parity.encode_batches(Tokenizer.from_file(str(tokenizer_path)),
-                                              calibration, onnx_input_names(exported))
-                int8_result = int8.build_int8(exported, work_dir / precision, family, feeds,
-                                              progress)
+                tokenizer = Tokenizer.from_file(str(tokenizer_path))
+                ranking_rows, check_rows, check_labels = int8_rows
+                names = onnx_input_names(exported)
+                int8_result = int8.build_int8(
+                    exported, work_dir / precision, family,
+                    parity.encode_batches(tokenizer, ranking_rows, names),
+                    parity.encode_batches(tokenizer, check_rows, names), check_labels, progress)
                 path = int8_result.path
             else:
                 path = optimize_onnx(exported, work_dir / precision, optimization_level, fp16=fp16)

@@ -2,14 +2,16 @@
 measurement and kept in float32.
 
 `build_int8` quantises the encoder's MatMuls dynamically (per-channel weights, activations
-quantised per batch; embeddings, LayerNorm and softmax stay float32), configured for this CPU's
-int8 kernel family (`beam_pipeline.cpu.int8_family`; ``reduce_range`` where the CPU lacks VNNI,
-whose u8s8 products can saturate). Then, on calibration texts (training rows, not the rows the
-parity gate uses), it checks label agreement with the float32 graph; while that misses
-`CALIBRATION_AGREEMENT`, it measures each MatMul's own effect (that node alone quantised: mean
-|Δprobability|) and keeps the most sensitive ones in float32, one more at a time up to
-`MAX_FLOAT_NODES`. `quantize_static_int8` (QDQ, calibrated activation ranges) is the variant the
-export benchmark compares it with. Measurements: benchmarks/results/export_benchmark.md.
+quantised per batch; embeddings, LayerNorm, softmax and the attention's activation products stay
+float32), configured for this CPU's int8 kernel family (`beam_pipeline.cpu.int8_family`;
+``reduce_range`` where the CPU lacks VNNI, whose u8s8 products can saturate). While label
+agreement with float32 on the check rows (the parity gate's rows) misses `TUNING_AGREEMENT`, or
+accuracy drops more than the gate allows, it keeps MatMuls in float32, most sensitive first, one
+more at a time up to `MAX_FLOAT_NODES`: the ranking is measured on other texts (training rows),
+each MatMul quantised alone, by the mean |Δprobability| it causes. So which nodes is measured on
+training rows, and how many is tuned on the check rows (as accuracy-aware tuning does, e.g.
+Intel Neural Compressor). `quantize_static_int8` (QDQ, calibrated activation ranges) is a variant
+the export benchmark compares it with. Measurements: benchmarks/results/export_benchmark.md.
 """
 from __future__ import annotations
 
@@ -23,12 +25,12 @@ import numpy as np
 
 from export import parity
 
-#: label agreement with float32 the calibration texts must reach (above the parity gate's 0.99,
-#: so that the choice holds on rows it was not made on)
-CALIBRATION_AGREEMENT = 0.993
+#: label agreement with float32 the search stops at (above the parity gate's 0.99: a margin for
+#: rows the count was not tuned on, and for other CPUs of the same family)
+TUNING_AGREEMENT = 0.993
 #: at most this many MatMuls stay in float32 (each costs speed: MiniLM has 36 weight MatMuls)
 MAX_FLOAT_NODES = 8
-#: calibration texts used to rank the nodes (the agreement check uses all of them)
+#: ranking texts each MatMul's effect is measured on
 SENSITIVITY_TEXTS = 256
 #: CPU family -> (Optimum `AutoQuantizationConfig` constructor, reduce_range)
 FAMILY_CONFIGS = {"amx": ("avx512_vnni", False), "avx512_vnni": ("avx512_vnni", False),
@@ -119,58 +121,64 @@ def _probabilities(path: Path, feeds: list[dict[str, np.ndarray]]) -> np.ndarray
 
 
 def build_int8(exported: Path, work_dir: Path, family: str,
-               calibration: list[dict[str, np.ndarray]],
-               progress: Callable[[str], None]) -> Int8Result:
-    """Dynamic int8 of ``exported`` meeting `CALIBRATION_AGREEMENT` on the ``calibration`` feeds
-    with as few float32 MatMuls as the measured sensitivities allow (see the module docstring).
-    When even `MAX_FLOAT_NODES` do not reach it, the best file found is returned; the parity gate
-    then decides."""
+               ranking: list[dict[str, np.ndarray]], check: list[dict[str, np.ndarray]],
+               check_labels: np.ndarray | None, progress: Callable[[str], None]) -> Int8Result:
+    """Dynamic int8 of ``exported`` within `TUNING_AGREEMENT` (and the accuracy bound, with
+    ``check_labels``) of the float32 graph on the ``check`` feeds, with as few float32 MatMuls as
+    the sensitivities measured on the ``ranking`` feeds allow (see the module docstring). When
+    even `MAX_FLOAT_NODES` do not reach it, the attempt with the best agreement is returned; the
+    parity gate then decides."""
     started = time.perf_counter()
-    reference = _probabilities(exported, calibration)
-    rows = len(reference)
+    reference = _probabilities(exported, check)
     matmuls = weight_matmuls(exported)
-
-    def without(float_nodes: Sequence[str]) -> list[str]:
-        return [node for node in matmuls if node not in set(float_nodes)]
-
-    def attempt(float_nodes: list[str], tag: str) -> tuple[Path, float]:
-        path = quantize_dynamic_int8(exported, work_dir / tag, family, without(float_nodes))
-        agreement = float((_probabilities(path, calibration).argmax(1)
-                           == reference.argmax(1)).mean())
-        tried.append({"float_nodes": len(float_nodes), "calibration_agreement": agreement})
-        return path, agreement
-
     tried: list[dict[str, Any]] = []
-    path, agreement = attempt([], "all")
+
+    def attempt(float_nodes: list[str], tag: str) -> tuple[Path, dict[str, Any]]:
+        path = quantize_dynamic_int8(exported, work_dir / tag, family,
+                                     [node for node in matmuls if node not in float_nodes])
+        figures = parity.compare("int8", reference, _probabilities(path, check), check_labels)
+        outcome = {"float_nodes": len(float_nodes),
+                   "label_agreement": round(figures["label_agreement"], 4),
+                   **({"accuracy_drop": round(figures["pytorch_accuracy"]
+                                              - figures["accuracy"], 4)}
+                      if check_labels is not None else {})}
+        outcome["met"] = (outcome["label_agreement"] >= TUNING_AGREEMENT
+                          and outcome.get("accuracy_drop", 0.0) <= parity.MAX_INT8_ACCURACY_DROP)
+        tried.append(outcome)
+        return path, outcome
+
+    path, outcome = attempt([], "all")
     float_nodes: list[str] = []
-    ranking: list[dict[str, Any]] = []
-    if agreement < CALIBRATION_AGREEMENT:
-        progress(f"int8: label agreement {agreement:.4f} on {rows} calibration texts with every "
-                 f"MatMul quantised; measuring each MatMul's effect")
-        sample = _first_rows(calibration, SENSITIVITY_TEXTS)
-        sample_reference = reference[:SENSITIVITY_TEXTS]
+    ranked: list[dict[str, Any]] = []
+    if not outcome["met"]:
+        progress(f"int8: label agreement {outcome['label_agreement']:.4f} with every weight "
+                 "MatMul quantised; measuring each MatMul's effect")
+        sample = _first_rows(ranking, SENSITIVITY_TEXTS)
+        sample_reference = _probabilities(exported, sample)
         effects = {}
         for index, node in enumerate(matmuls):
             alone = quantize_dynamic_int8(exported, work_dir / f"node{index}", family, [node])
             effects[node] = float(np.abs(_probabilities(alone, sample)
                                          - sample_reference).mean())
         ordered = sorted(effects, key=effects.get, reverse=True)
-        ranking = [{"node": node, "mean_abs_prob_diff": float(f"{effects[node]:.4g}")}
-                   for node in ordered[:MAX_FLOAT_NODES]]
-        best = (path, agreement, [])
+        ranked = [{"node": node, "mean_abs_prob_diff": float(f"{effects[node]:.4g}")}
+                  for node in ordered[:MAX_FLOAT_NODES]]
+        best = (path, outcome, [])
         for count in range(1, MAX_FLOAT_NODES + 1):
-            candidate, agreement = attempt(ordered[:count], f"float{count}")
-            if agreement > best[1]:
-                best = (candidate, agreement, ordered[:count])
-            if agreement >= CALIBRATION_AGREEMENT:
+            candidate, outcome = attempt(ordered[:count], f"float{count}")
+            if (outcome["met"], outcome["label_agreement"]) > (best[1]["met"],
+                                                               best[1]["label_agreement"]):
+                best = (candidate, outcome, ordered[:count])
+            if outcome["met"]:
                 break
-        path, agreement, float_nodes = best
+        path, outcome, float_nodes = best
     progress(f"int8: {len(float_nodes)} MatMul(s) kept in float32, label agreement "
-             f"{agreement:.4f} on {rows} calibration texts "
-             f"({time.perf_counter() - started:.1f} s)")
+             f"{outcome['label_agreement']:.4f} ({time.perf_counter() - started:.1f} s)")
     return Int8Result(path, float_nodes, {
-        "calibration_rows": rows, "target_agreement": CALIBRATION_AGREEMENT,
-        "calibration_agreement": agreement, "tried": tried, "most_sensitive": ranking,
+        "ranking_rows": sum(len(feed["input_ids"]) for feed in _first_rows(ranking,
+                                                                           SENSITIVITY_TEXTS)),
+        "check_rows": len(reference), "target_agreement": TUNING_AGREEMENT,
+        "label_agreement": outcome["label_agreement"], "tried": tried, "most_sensitive": ranked,
         "time_s": round(time.perf_counter() - started, 1)})
 
 

@@ -42,7 +42,8 @@ def test_manifest_is_complete(tiny_bundle_dir, tiny_model_dir):
     assert manifest["metrics"] == {"training": {}, "eval": {}}
     assert manifest["export"]["optimization_level"] == "O2"
     assert manifest["export"]["int8_quantization"].startswith("dynamic, ")
-    assert manifest["export"]["int8_calibration"]["data"] == "256 built-in probe sentences"
+    search = manifest["export"]["int8_search"]
+    assert search["ranking_data"] == search["check_data"] == "256 built-in probe sentences"
     assert {"onnxruntime", "optimum", "transformers", "torch"} <= set(manifest["versions"])
     assert set(manifest["precisions"]) == set(PRECISIONS)
     for precision, entry in manifest["precisions"].items():
@@ -143,9 +144,10 @@ def test_eval_dataset_records_accuracy_and_training_report(tiny_model_dir, tmp_p
     assert evaluation["rows"] == 872 and set(evaluation) == {"rows", "data", "pytorch", "int8"}
     check = manifest["precisions"]["int8"]["parity"]
     assert check["rows"] == 872 and "sst2" in check["data"]
-    # int8 is calibrated on training rows, never on the rows of its parity gate
-    assert manifest["export"]["int8_calibration"]["data"] == (
-        f"1024 train rows of {shared_data / 'sst2'}")
+    # int8's MatMuls are ranked on training rows, the count is tuned on the gate's rows
+    search = manifest["export"]["int8_search"]
+    assert search["ranking_data"] == f"256 train rows of {shared_data / 'sst2'}"
+    assert search["check_data"] == check["data"] and search["check_rows"] == 872
     assert check["accuracy"] == evaluation["int8"]["accuracy"]
     assert check["pytorch_accuracy"] == evaluation["pytorch"]["accuracy"]
     assert load_bundle(str(tmp_path / "bundle"), "int8").temperature == 1.7

@@ -66,20 +66,23 @@ def tiny_onnx(tiny_model_dir, tmp_path_factory) -> tuple[Path, list[dict[str, np
 def test_search_ranks_matmuls_by_measured_effect_and_keeps_the_worst_in_float(
         tiny_onnx, tmp_path, monkeypatch):
     exported, feeds = tiny_onnx
-    monkeypatch.setattr(int8, "CALIBRATION_AGREEMENT", 1.01)  # unreachable: the whole search runs
+    monkeypatch.setattr(int8, "TUNING_AGREEMENT", 1.01)  # unreachable: the whole search runs
     monkeypatch.setattr(int8, "MAX_FLOAT_NODES", 2)
-    result = int8.build_int8(exported, tmp_path, "avx512_vnni", feeds, progress=lambda _: None)
+    labels = np.arange(256) % 2
+    result = int8.build_int8(exported, tmp_path, "avx512_vnni", feeds[:4], feeds, labels,
+                             progress=lambda _: None)
     search = result.search
-    assert search["calibration_rows"] == 256
+    assert search["ranking_rows"] == 128 and search["check_rows"] == 256
     assert [attempt["float_nodes"] for attempt in search["tried"]] == [0, 1, 2]
+    assert all(not attempt["met"] and "accuracy_drop" in attempt for attempt in search["tried"])
     ranking = search["most_sensitive"]
     effects = [entry["mean_abs_prob_diff"] for entry in ranking]
     assert len(ranking) == 2 and effects == sorted(effects, reverse=True) and effects[0] > 0
     weight_matmuls = int8.weight_matmuls(exported)
     assert len(weight_matmuls) == 12  # 2 layers x (query, key, value, output, FFN in, FFN out)
     # the best attempt is returned, and its float32 nodes are the top of the ranking
-    best = max(search["tried"], key=lambda attempt: attempt["calibration_agreement"])
-    assert search["calibration_agreement"] == best["calibration_agreement"]
+    best = max(search["tried"], key=lambda attempt: attempt["label_agreement"])
+    assert search["label_agreement"] == best["label_agreement"]
     assert result.float_nodes == [entry["node"] for entry in ranking][:len(result.float_nodes)]
     ops = {node.name: node.op_type for node in onnx.load(str(result.path)).graph.node}
     quantized = [name for name in weight_matmuls if name not in result.float_nodes]
@@ -90,10 +93,12 @@ def test_search_ranks_matmuls_by_measured_effect_and_keeps_the_worst_in_float(
 def test_search_stops_at_once_when_everything_quantised_already_agrees(tiny_onnx, tmp_path,
                                                                        monkeypatch):
     exported, feeds = tiny_onnx
-    monkeypatch.setattr(int8, "CALIBRATION_AGREEMENT", 0.0)
-    result = int8.build_int8(exported, tmp_path, "avx2", feeds, progress=lambda _: None)
+    monkeypatch.setattr(int8, "TUNING_AGREEMENT", 0.0)
+    result = int8.build_int8(exported, tmp_path, "avx2", feeds, feeds, None,
+                             progress=lambda _: None)
     assert result.float_nodes == [] and result.search["most_sensitive"] == []
-    assert len(result.search["tried"]) == 1
+    assert result.search["tried"] == [{"float_nodes": 0, "met": True,
+                                       "label_agreement": result.search["label_agreement"]}]
 
 
 def test_bundle_records_where_each_precision_was_checked_and_the_probe(tiny_bundle_dir):
