@@ -1,34 +1,43 @@
-"""Streaming benchmark (issue 5): sustained messages/s, publish->scored latency, memory over time.
+"""Streaming benchmark (issues 5 and 17): sustained rate against the runner's own ceiling,
+publish->scored latency at fractions of that rate, memory over time.
 
     .venv/bin/python benchmarks/stream_latency.py [--bundle DIR] [--backend double]
 
-Against a loopback Pub/Sub (Google's emulator when gcloud is on the PATH, else the test double
-`beam_pipeline.streaming.local_pubsub`), for each offered rate (``--rates``, default 50, 100, 200
-messages/s):
+One command, one loopback Pub/Sub server for every run (Google's emulator when gcloud is on the
+PATH, else the test double `beam_pipeline.streaming.local_pubsub`), the same load (real English
+tweets from ../shared/data/tweets as JSON messages, published by a separate process on a fixed
+schedule). Each run is a fresh pipeline process with its own topics, warmed up with one message
+(model loaded) before publishing starts:
 
-1. starts the product command as a subprocess: ``sentiment-score --streaming --runner
-   BundleBasedDirectRunner --precision int8`` reading a subscription, writing scored records,
-   dead letters and aggregates (60 s windows) to topics;
-2. waits until a warm-up message comes out scored (model loaded);
-3. a separate publisher process publishes real English tweets (../shared/data/tweets) as JSON
-   messages
-   at the offered rate for ``--seconds``;
-4. this process pulls the scored topic: latency of a message = publish time of its scored record
-   minus publish time of the input message (both stamped by the Pub/Sub server on this machine);
-   sustained rate = messages scored / (last scored - first published);
-5. samples the pipeline process's resident memory every 2 s (VmRSS, /proc).
+1. Sustained rate at saturation: ``--saturation_rate`` (300 msg/s, well above what any of them
+   takes) offered for ``--seconds`` to
+   a. the baseline pipeline (`baseline_pipeline`, this script with ``--baseline_pipeline``):
+      ``ReadFromPubSub(subscription, with_attributes=True) | Map(identity) |
+      WriteToPubSub(topic, with_attributes=True)`` on the same streaming BundleBasedDirectRunner,
+      nothing else: what the runner and Pub/Sub sustain at all;
+   b. the product command with a tiny random BERT bundle (2 layers, hidden 32, built with
+      `testkit.models.build_tiny_bert`, exported with sentiment-export's code), whose inference
+      costs next to nothing;
+   c. the product command with ``--bundle``.
+   The product command is ``sentiment-score --streaming --runner BundleBasedDirectRunner
+   --precision int8`` reading a subscription, writing scored records, dead letters and
+   aggregates (60 s windows) to topics. Sustained = messages out / (publish time of the last
+   output message - time publishing started); reported as ratios to the baseline's.
+2. Latency at ``--fractions`` (25, 50 and 80 %) of the rate c sustained, at ``--goal_rate``
+   (100 msg/s, the issue's goal: p99 < 2 s) unless a fraction is that rate already, and at the
+   optional ``--rates``: p50 and p99 of publish time of the scored record minus publish time
+   of the input message (both stamped by the Pub/Sub server on this machine).
+3. Memory: one long run at ``--memory_rate`` (100 msg/s) for ``--memory_minutes`` (10): peak
+   resident memory (VmRSS, sampled every 2 s in every run) in the first and in the last minute.
 
-Then one long run at ``--memory_rate`` (100/s) for ``--memory_minutes`` (10): peak RSS in the
-first minute and in the last minute. Runner ceiling (``--ceiling_rate``, default the highest
-rate): the same command and load with a tiny random BERT bundle (2 layers, hidden 32, built
-with `testkit.models.build_tiny_bert` and exported with sentiment-export's code), whose inference
-costs next to nothing: what the DirectRunner and Pub/Sub sustain without a real model. Peer for
-scale: the same bundle scored directly with ONNX Runtime (`load_scoring_model(...).predict`, no
-Beam, no Pub/Sub) on batches of 10 (one DirectRunner Pub/Sub pull) and of 64. Default bundle:
-``MODELS/bundle-minilm-tweets-social`` (the social model, exported with int8; MODELS:
-``benchlib.default_models_dir()``). Writes
-benchmarks/results/stream_latency.{md,json} (``--results_name``); ``--render_only`` rewrites the
-Markdown from the JSON.
+Peer for scale: the bundle scored directly with ONNX Runtime (`load_scoring_model(...).predict`,
+no Beam, no Pub/Sub) on batches of 10 (one DirectRunner Pub/Sub pull) and of 64. The report says
+whether each goal of issue 17 is met: p99 < 2 s at 100 msg/s offered, sustained >= 0.8 x the
+baseline's, peak RSS of the memory run's last minute within 10 % of its first minute's. Default
+bundle: ``MODELS/bundle-minilm-tweets-social`` (the social model, exported with int8; MODELS:
+``benchlib.default_models_dir()``). Writes benchmarks/results/stream_latency.{md,json}
+(``--results_name``; a result written before issue 17 is kept in its ``history``);
+``--render_only`` rewrites the Markdown from the JSON.
 """
 from __future__ import annotations
 
@@ -37,7 +46,10 @@ import csv
 import datetime
 import json
 import multiprocessing
+import os
+import signal
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -54,6 +66,13 @@ benchlib.offline()
 TWEETS = benchlib.SHARED_DATA / "tweets" / "train.csv"
 PROJECT = "bench-project"
 GOAL_P99_S = 2.0
+GOAL_RATE = 100.0  # msg/s offered at which p99 < GOAL_P99_S is the goal (issue 17)
+GOAL_BASELINE_RATIO = 0.8
+GOAL_MEMORY_GROWTH = 0.10
+SATURATION_DRAIN_S = 5  # after publishing: what was in flight still counts at saturation
+LATENCY_DRAIN_S = 60  # after publishing, at a rate the pipeline sustains: the last latencies
+OVERLOAD_DRAIN_S = 15  # after publishing, at a rate it does not: its backlog never drains
+SCRIPT = Path(__file__).resolve().relative_to(benchlib.ROOT)
 
 
 def read_tweets() -> list[str]:
@@ -69,10 +88,32 @@ def rss_bytes(pid: int) -> int:
     raise RuntimeError(f"no VmRSS for process {pid}")
 
 
-def publish_at_rate(topic: str, rate: float, seconds: float, run: str, tweets: list[str]) -> None:
-    """Publisher process: ``rate`` messages/s for ``seconds``, on a fixed schedule."""
+def baseline_pipeline(subscription: str, topic: str) -> int:
+    """The runner's own ceiling: read, pass on, write, on the runner sentiment-score uses; until
+    SIGINT or SIGTERM, which end the process at once (not after the Pub/Sub pull in flight)."""
+    import apache_beam as beam
+    from apache_beam.io.gcp.pubsub import ReadFromPubSub, WriteToPubSub
+    from apache_beam.options.pipeline_options import PipelineOptions
+
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: os._exit(0))
+    pipeline = beam.Pipeline(options=PipelineOptions(
+        flags=[], runner="BundleBasedDirectRunner", streaming=True))
+    _ = (pipeline
+         | ReadFromPubSub(subscription=subscription, with_attributes=True)
+         | beam.Map(lambda message: message)
+         | WriteToPubSub(topic, with_attributes=True))
+    pipeline.run().wait_until_finish()
+    return 0
+
+
+def publish_at_rate(topic: str, rate: float, seconds: float, run: str, tweets: list[str],
+                    started_at) -> None:
+    """Publisher process: ``rate`` messages/s for ``seconds``, on a fixed schedule; the wall
+    clock time publishing started goes to ``started_at`` (a shared double)."""
     publisher = pubsub_v1.PublisherClient()
     start = time.monotonic()
+    started_at.value = time.time()
     futures = []
     for index in range(int(rate * seconds)):
         delay = start + index / rate - time.monotonic()
@@ -85,22 +126,42 @@ def publish_at_rate(topic: str, rate: float, seconds: float, run: str, tweets: l
         future.result(timeout=60)
 
 
-class Run:
-    """One pipeline subprocess (`testkit.streams.StreamingCommand`) with its own topics and
-    subscriptions (`testkit.streams.Streams`)."""
+class BaselineCommand(StreamingCommand):
+    """`baseline_pipeline` as a subprocess on ``streams`` (input subscription to the scored
+    topic), started and stopped like the product command."""
 
-    def __init__(self, name: str, bundle: str, readers: int, max_batch_duration_secs: int):
+    def __init__(self, streams: Streams, log_path: Path):  # pylint: disable=super-init-not-called
+        self.command = [sys.executable, str(SCRIPT), "--baseline_pipeline",
+                        "--input_subscription", streams.subscriptions["in"],
+                        "--output_topic", streams.topics["scored"]]
+        self.log_path = log_path
+        with open(log_path, "wb") as log:
+            self.process = subprocess.Popen(self.command, cwd=benchlib.ROOT, stdout=log,
+                                            stderr=subprocess.STDOUT)
+
+
+class Run:
+    """One pipeline subprocess with its own topics and subscriptions
+    (`testkit.streams.Streams`): the product command (`testkit.streams.StreamingCommand`) with
+    ``bundle``, or the baseline pipeline when ``bundle`` is None."""
+
+    def __init__(self, name: str, bundle: str | None, readers: int, max_batch_duration_secs: int):
         self.name = name
         self.streams = Streams(PROJECT, name)
         log = Path(tempfile.mkstemp(prefix=f"stream_latency-{name}-", suffix=".log")[1])
-        self.command = StreamingCommand(
-            self.streams, PROJECT, bundle, log, "--runner", "BundleBasedDirectRunner",
-            "--key_attribute", "brand", "--window_seconds", "60", "--precision", "int8",
-            "--pubsub_readers", str(readers),
-            "--max_batch_duration_secs", str(max_batch_duration_secs))
+        if bundle is None:
+            self.command = BaselineCommand(self.streams, log)
+        else:
+            self.command = StreamingCommand(
+                self.streams, PROJECT, bundle, log, "--runner", "BundleBasedDirectRunner",
+                "--key_attribute", "brand", "--window_seconds", "60", "--precision", "int8",
+                "--pubsub_readers", str(readers),
+                "--max_batch_duration_secs", str(max_batch_duration_secs))
         self.process = self.command.process
         self.memory: list[tuple[float, int]] = []
-        self.latencies: dict[str, float] = {}
+        # id of each message out -> its latency (None from the baseline, whose output is the
+        # input message itself, without the input's publish time)
+        self.latencies: dict[str, float | None] = {}
         self.scored_at: list[float] = []
 
     def sample_memory(self, since: float) -> None:
@@ -111,8 +172,10 @@ class Run:
         self.streams.received["scored"].clear()  # keep only the figures, not the messages
         for message in messages:
             record = json.loads(message.data)
-            published = datetime.datetime.fromisoformat(record["publish_time"])
-            self.latencies[record["id"]] = (message.publish_time - published).total_seconds()
+            published = record.get("publish_time")
+            self.latencies[record["id"]] = None if published is None else (
+                message.publish_time - datetime.datetime.fromisoformat(published)
+            ).total_seconds()
             self.scored_at.append(message.publish_time.timestamp())
         return len(messages)
 
@@ -133,16 +196,20 @@ class Run:
         self.streams.close()
 
 
-def measure(name: str, args: argparse.Namespace, rate: float, seconds: float,
-            tweets: list[str], drain_s: float = 60) -> dict:
-    """One offered rate: publish, collect, sample memory; the figures of one run."""
-    run = Run(name, args.bundle, args.pubsub_readers, args.max_batch_duration_secs)
+def measure(name: str, args: argparse.Namespace, bundle: str | None, rate: float,
+            seconds: float, tweets: list[str], drain_s: float = LATENCY_DRAIN_S) -> dict:
+    """One offered rate on a fresh pipeline (``bundle``; None: the baseline pipeline):
+    publish, collect, sample memory; the figures of one run."""
+    run = Run(name, bundle, args.pubsub_readers, args.max_batch_duration_secs)
+    publisher = None
     try:
         warm_up_s = run.warm_up()
         started = time.monotonic()
-        first_published = time.time()
-        publisher = multiprocessing.get_context("spawn").Process(
-            target=publish_at_rate, args=(run.streams.topics["in"], rate, seconds, name, tweets))
+        context = multiprocessing.get_context("spawn")
+        started_at = context.Value("d", 0.0)
+        first_published = time.time()  # if the publisher fails before it starts publishing
+        publisher = context.Process(target=publish_at_rate, args=(
+            run.streams.topics["in"], rate, seconds, name, tweets, started_at))
         publisher.start()
         expected = int(rate * seconds)
         next_sample = 0.0
@@ -153,9 +220,13 @@ def measure(name: str, args: argparse.Namespace, rate: float, seconds: float,
                 run.sample_memory(started)
                 next_sample += 2
         publisher.join()
+        first_published = started_at.value or first_published
     finally:
+        if publisher is not None and publisher.is_alive():
+            publisher.terminate()
+            publisher.join()
         run.stop()
-    latencies = sorted(run.latencies.values())
+    latencies = sorted(latency for latency in run.latencies.values() if latency is not None)
     span = (max(run.scored_at) - first_published) if run.scored_at else float("nan")
 
     def quantile(q: float) -> float:
@@ -165,7 +236,7 @@ def measure(name: str, args: argparse.Namespace, rate: float, seconds: float,
     first_minute = [rss for at, rss in run.memory if at <= 60]
     last_minute = [rss for at, rss in run.memory if at >= run.memory[-1][0] - 60]
     return {"offered_per_s": rate, "seconds": seconds, "published": expected,
-            "scored": len(latencies), "sustained_per_s": len(latencies) / span,
+            "scored": len(run.latencies), "sustained_per_s": len(run.latencies) / span,
             "latency_p50_s": quantile(0.50), "latency_p99_s": quantile(0.99),
             "latency_max_s": latencies[-1] if latencies else float("nan"),
             "warm_up_s": warm_up_s,
@@ -200,6 +271,17 @@ def tiny_bundle(directory: Path) -> str:
     return str(directory / "bundle")
 
 
+def latency_plan(sustained: float, fractions: list[float], goal_rate: float,
+                 extra_rates: list[float]) -> list[tuple[str, float]]:
+    """(label, offered rate) of each latency run: the fractions of ``sustained``, the goal rate
+    unless a fraction is within 1 % of it, the extra rates."""
+    plan = [(f"{fraction:.0%} of sustained", round(fraction * sustained, 1))
+            for fraction in fractions] if sustained > 0 else []
+    if goal_rate > 0 and not any(abs(rate - goal_rate) <= 0.01 * goal_rate for _, rate in plan):
+        plan.append(("goal rate", goal_rate))
+    return plan + [("extra", rate) for rate in extra_rates]
+
+
 RATES_TABLE_HEADER = (
     "| offered msg/s | published | scored | sustained msg/s | × offered | p50 latency s | "
     f"p99 latency s | p99 < {GOAL_P99_S:g} s | peak RSS MB | × raw ONNX (batch 10) |",
@@ -212,8 +294,11 @@ def rate_row(row: dict, raw_batch_10: float, label: str = "") -> str:
             f"{row['sustained_per_s']:.1f} | {row['sustained_per_s'] / row['offered_per_s']:.2f} | "
             f"{row['latency_p50_s']:.2f} | {row['latency_p99_s']:.2f} | "
             f"{'yes' if row['latency_p99_s'] < GOAL_P99_S else 'no'} | "
-            f"{max(r for _, r in row['rss_samples']):.0f} | "
-            f"{row['sustained_per_s'] / raw_batch_10:.2f} |")
+            f"{peak_rss_mb(row):.0f} | {row['sustained_per_s'] / raw_batch_10:.2f} |")
+
+
+def peak_rss_mb(row: dict) -> float:
+    return max(rss for _, rss in row["rss_samples"])
 
 
 def by_batch(rates: dict) -> dict[int, float]:
@@ -222,42 +307,102 @@ def by_batch(rates: dict) -> dict[int, float]:
 
 
 def rates_lines(results: dict) -> list[str]:
-    """The rates table and the raw ONNX Runtime peer of one run."""
+    """The latency table (each row labelled with why that rate was run, when it says) and the
+    raw ONNX Runtime peer of one run."""
     peer = by_batch(results["raw_onnx_records_per_s"])
-    return [*RATES_TABLE_HEADER, *(rate_row(row, peer[10]) for row in results["rates"]), "",
+    rows = [rate_row(row, peer[10], f"{row['label']}: " if row.get("label") else "")
+            for row in results["rates"]]
+    return [*RATES_TABLE_HEADER, *rows, "",
             "Peer, same bundle scored directly with ONNX Runtime (no Beam, no Pub/Sub), "
             "records/s: " + ", ".join(f"batch {b}: {r:.1f}" for b, r in peer.items())]
 
 
-def history_headline(result: dict) -> list[str]:
-    """The figures of an earlier run, for the History section."""
-    return [f"{machine_text(result['machine'])}; Pub/Sub {result['backend']}:", "",
-            *rates_lines(result)]
+SATURATION_NAMES = {"baseline": "baseline: read → identity → write",
+                    "tiny": "sentiment-score, tiny random model",
+                    "real": "sentiment-score, the bundle"}
 
 
-def machine_text(described) -> str:
-    return benchlib.machine_line(described).removeprefix("Machine: ")
+def saturation_lines(saturation: dict) -> list[str]:
+    """The sustained rates at saturation, as ratios to the baseline's."""
+    baseline = saturation.get("baseline", {}).get("sustained_per_s", float("nan"))
+    lines = [f"Sustained rate at saturation ({saturation['offered_per_s']:g} msg/s offered for "
+             f"{saturation['seconds']:g} s; out = messages on the output topic):", "",
+             "| pipeline | published | out | sustained msg/s | × offered | × baseline | "
+             "peak RSS MB | warm-up s |", "|---|---:|---:|---:|---:|---:|---:|---:|"]
+    for key, name in SATURATION_NAMES.items():
+        row = saturation.get(key)
+        if row:
+            lines.append(f"| {name} | {row['published']} | {row['scored']} | "
+                         f"{row['sustained_per_s']:.1f} | "
+                         f"{row['sustained_per_s'] / row['offered_per_s']:.2f} | "
+                         f"{row['sustained_per_s'] / baseline:.2f} | {peak_rss_mb(row):.0f} | "
+                         f"{row['warm_up_s']:.1f} |")
+    if any(row["sustained_per_s"] >= 0.9 * row["offered_per_s"]
+           for key, row in saturation.items() if key in SATURATION_NAMES):
+        lines += ["", "A pipeline took 90 % or more of the offered rate: it was not saturated "
+                      "and sustains more (rerun with a higher `--saturation_rate`)."]
+    return lines
 
 
-def markdown(results: dict) -> str:
-    """The results (the JSON of one run) as a report for people."""
-    lines = [
-        *benchlib.header("Streaming benchmark (issue 5)", results),
-        f"Pub/Sub: {results['backend']} on 127.0.0.1; bundle `{results['bundle']}` (int8, "
-        "CPU); messages: " + results.get("messages", "financial tweets from ../shared/data")
-        + " as JSON"
-        # older results said in their machine line that the machine is shared
-        + ("; the machine is shared with other jobs" if isinstance(results["machine"], dict)
-           else "") + "  ",
-        f"Pipeline: `sentiment-score {results['rates'][0]['command'] if results['rates'] else ''}`",
-        "", *rates_lines(results), ""]
-    ceiling = results.get("ceiling")
+def goal_lines(results: dict) -> list[str]:
+    """Whether each goal of issue 17 is met (where this result measured it)."""
+    lines = ["| goal (issue 17) | measured | met |", "|---|---|---|"]
+    goal_rate = results.get("goal_rate", GOAL_RATE)
+    rows = [row for row in results["rates"] if abs(row["offered_per_s"] - goal_rate)
+            <= 0.01 * goal_rate]
+    if rows:
+        row = rows[0]
+        met = row["latency_p99_s"] < GOAL_P99_S and row["scored"] >= row["published"]
+        lines.append(f"| p99 < {GOAL_P99_S:g} s at {goal_rate:g} msg/s offered | p99 "
+                     f"{row['latency_p99_s']:.2f} s at {row['offered_per_s']:g} msg/s, "
+                     f"{row['scored']} of {row['published']} scored | {'yes' if met else 'no'} |")
+    else:
+        lines.append(f"| p99 < {GOAL_P99_S:g} s at {goal_rate:g} msg/s offered | not measured "
+                     "| – |")
+    saturation = results.get("saturation", {})
+    if "baseline" in saturation and "real" in saturation:
+        ratio = saturation["real"]["sustained_per_s"] / saturation["baseline"]["sustained_per_s"]
+        lines.append(f"| sustained ≥ {GOAL_BASELINE_RATIO:g} × the baseline's | {ratio:.2f} × "
+                     f"({saturation['real']['sustained_per_s']:.1f} of "
+                     f"{saturation['baseline']['sustained_per_s']:.1f} msg/s) | "
+                     f"{'yes' if ratio >= GOAL_BASELINE_RATIO else 'no'} |")
+    else:
+        lines.append(f"| sustained ≥ {GOAL_BASELINE_RATIO:g} × the baseline's | not measured "
+                     "| – |")
+    memory = results.get("memory")
+    if memory:
+        growth = memory["rss_peak_last_minute_mb"] / memory["rss_peak_first_minute_mb"] - 1
+        lines.append(f"| memory within ±{GOAL_MEMORY_GROWTH:.0%} over the memory run | "
+                     f"{growth:+.1%} in {memory['seconds'] / 60:g} min | "
+                     f"{'yes' if abs(growth) <= GOAL_MEMORY_GROWTH else 'no'} |")
+    else:
+        lines.append(f"| memory within ±{GOAL_MEMORY_GROWTH:.0%} over the memory run | not "
+                     "measured | – |")
+    return lines
+
+
+def figure_lines(results: dict) -> list[str]:
+    """The figures of one run: saturation, latency, runner ceiling (older results), memory."""
+    lines = []
+    if results.get("saturation"):
+        lines += [*saturation_lines(results["saturation"]), ""]
+        if results.get("fractions"):
+            lines += ["Latency at " + ", ".join(f"{f:.0%}" for f in results["fractions"])
+                      + " of the rate the bundle sustains at saturation"
+                      + (f", at {results['goal_rate']:g} msg/s (goal)"
+                         if results.get("goal_rate") else "") + ":", ""]
+    lines += [*rates_lines(results), ""]
+    ceiling = results.get("ceiling")  # results written before issue 17
     if ceiling:
         raw = by_batch(ceiling["raw_onnx_records_per_s"])
         lines += ["Runner ceiling: the same command and load with a tiny random BERT bundle "
                   f"(2 layers, hidden 32; raw ONNX Runtime {raw[10]:.0f} records/s at batch 10), "
                   "so that inference costs next to nothing:", "", *RATES_TABLE_HEADER,
                   rate_row(ceiling["run"], raw[10], "tiny model, "), ""]
+    tiny_raw = results.get("tiny_raw_onnx_records_per_s")
+    if tiny_raw:
+        lines += ["Tiny random model scored directly with ONNX Runtime, records/s: "
+                  + ", ".join(f"batch {b}: {r:.0f}" for b, r in by_batch(tiny_raw).items()), ""]
     memory = results.get("memory")
     if memory:
         growth = memory["rss_peak_last_minute_mb"] / memory["rss_peak_first_minute_mb"] - 1
@@ -266,12 +411,70 @@ def markdown(results: dict) -> str:
             f"({memory['scored']} of {memory['published']} scored, p99 "
             f"{memory['latency_p99_s']:.2f} s): peak RSS {memory['rss_peak_first_minute_mb']:.0f} "
             f"MB in the first minute, {memory['rss_peak_last_minute_mb']:.0f} MB in the last "
-            f"({growth:+.1%}; goal: within ±10%).", ""]
+            f"({growth:+.1%}; goal: within ±{GOAL_MEMORY_GROWTH:.0%}).", ""]
+    return lines
+
+
+def history_headline(result: dict) -> list[str]:
+    """The figures of an earlier run, for the History section."""
+    return [f"{machine_text(result['machine'])}; Pub/Sub {result['backend']}:", "",
+            *figure_lines(result)[:-1]]
+
+
+def machine_text(described) -> str:
+    return benchlib.machine_line(described).removeprefix("Machine: ")
+
+
+def pipeline_command(results: dict) -> str:
+    """The product command as one of its runs ran it."""
+    real = results.get("saturation", {}).get("real")
+    rows = ([real] if real else []) + results["rates"]
+    return f"sentiment-score {rows[0]['command']}" if rows else ""
+
+
+def markdown(results: dict) -> str:
+    """The results (the JSON of one run) as a report for people."""
+    lines = [
+        *benchlib.header("Streaming benchmark (issues 5 and 17)", results),
+        f"Pub/Sub: {results['backend']} on 127.0.0.1; bundle `{results['bundle']}` (int8, "
+        "CPU); messages: " + results.get("messages", "financial tweets from ../shared/data")
+        + " as JSON"
+        # older results said in their machine line that the machine is shared
+        + ("; the machine is shared with other jobs" if isinstance(results["machine"], dict)
+           else "") + "  ",
+        f"Pipeline: `{pipeline_command(results)}`  "]
+    baseline = results.get("saturation", {}).get("baseline")
+    if baseline:
+        lines.append(f"Baseline pipeline: `python {baseline['command']}` (ReadFromPubSub "
+                     "with attributes | Map(identity) | WriteToPubSub with attributes, streaming "
+                     "BundleBasedDirectRunner, nothing else)")
+    lines += ["", *goal_lines(results), "", *figure_lines(results)]
     lines += ["Latency = publish time of the scored record minus publish time of the input "
-              "message (both from the Pub/Sub server). Sustained = scored / (last scored - first "
-              "published). Each rate is a fresh pipeline process, warmed up with one message."]
+              "message (both from the Pub/Sub server). Sustained = messages out / (publish time "
+              "of the last one out - time publishing started). Each rate is a fresh pipeline "
+              "process, warmed up with one message, on the same Pub/Sub server. The p99 goal "
+              "counts as met only when every message published was scored."]
     lines += benchlib.history_lines(results, history_headline)
     return "\n".join(lines) + "\n"
+
+
+def earlier_history(name: str) -> list[dict]:
+    """The ``history`` for this run: that of ``NAME.json``, and ``NAME.json`` itself when it was
+    written before issue 17 (fixed rates only, no baseline)."""
+    previous = benchlib.read_results(name)
+    history = previous.get("history", [])
+    if previous and "saturation" not in previous:
+        rates = ", ".join(f"{row['offered_per_s']:g}" for row in previous["rates"])
+        history = [*history, {
+            "date": previous["date"],
+            "what_differed": f"fixed offered rates only ({rates} msg/s), no baseline pipeline "
+                             "and no saturation runs (written before issue 17)",
+            "result": {key: value for key, value in previous.items() if key != "history"}}]
+    return history
+
+
+def floats(text: str) -> list[float]:
+    return [float(value) for value in text.split(",") if value.strip()]
 
 
 def main() -> int:
@@ -280,8 +483,18 @@ def main() -> int:
                                                 / "bundle-minilm-tweets-social"),
                         help="three-class social bundle with int8, written by sentiment-export "
                              "(default: %(default)s)")
-    parser.add_argument("--rates", default="50,100,200")
-    parser.add_argument("--seconds", type=float, default=60, help="publishing time per rate")
+    parser.add_argument("--seconds", type=float, default=60, help="publishing time per run")
+    parser.add_argument("--saturation_rate", type=float, default=300,
+                        help="offered msg/s of the sustained-rate runs, well above what the "
+                             "pipelines take (default: %(default)s)")
+    parser.add_argument("--fractions", default="0.25,0.5,0.8",
+                        help="latency runs at these fractions of the rate the bundle sustains "
+                             "(default: %(default)s)")
+    parser.add_argument("--goal_rate", type=float, default=GOAL_RATE,
+                        help="latency run at this offered rate too, unless a fraction is it "
+                             "(the p99 goal's rate; default: %(default)s; 0: none)")
+    parser.add_argument("--rates", default="",
+                        help="more latency runs at these offered rates (msg/s, comma-separated)")
     parser.add_argument("--memory_minutes", type=float, default=10,
                         help="length of the memory run (0: skip it)")
     parser.add_argument("--memory_rate", type=float, default=100)
@@ -290,14 +503,18 @@ def main() -> int:
     parser.add_argument("--max_batch_duration_secs", type=int, default=0,
                         help="sentiment-score --max_batch_duration_secs (0: one pull, one batch)")
     parser.add_argument("--backend", default=preferred_backend(), choices=("emulator", "double"))
-    parser.add_argument("--ceiling_rate", type=float, default=None,
-                        help="offered rate of the runner-ceiling run with a tiny random model "
-                             "(default: the highest of --rates; 0 skips it)")
     parser.add_argument("--results_name", default="stream_latency",
                         help="writes benchmarks/results/NAME.{md,json}")
+    parser.add_argument("--baseline_pipeline", action="store_true",
+                        help="run only the baseline pipeline (`baseline_pipeline`), reading "
+                             "--input_subscription, writing --output_topic, until Ctrl-C")
+    parser.add_argument("--input_subscription", help="with --baseline_pipeline")
+    parser.add_argument("--output_topic", help="with --baseline_pipeline")
     benchlib.add_render_only(parser)
     args = parser.parse_args()
     name = args.results_name
+    if args.baseline_pipeline:
+        return baseline_pipeline(args.input_subscription, args.output_topic)
     if args.render_only:
         return benchlib.render_only(name, markdown)
     if not (Path(args.bundle) / "bundle.json").is_file():
@@ -308,28 +525,43 @@ def main() -> int:
         "command": benchlib.command_line("stream_latency.py"), "date": benchlib.now(),
         "machine": benchlib.machine(), "backend": args.backend, "bundle": args.bundle,
         "messages": f"tweets from {TWEETS.relative_to(benchlib.SHARED_DATA.parent)}",
+        "fractions": floats(args.fractions), "goal_rate": args.goal_rate,
+        "saturation": {"offered_per_s": args.saturation_rate, "seconds": args.seconds},
         "rates": [], "raw_onnx_records_per_s": {batch: raw_onnx_rate(args.bundle, tweets, batch)
                                                 for batch in (10, 64)}}
+    history = earlier_history(name)
+    if history:
+        results["history"] = history
+
+    def record(figures: dict) -> dict:
+        benchlib.write_results(name, results, markdown(results))
+        print(json.dumps({k: v for k, v in figures.items() if k != "rss_samples"}), flush=True)
+        return figures
+
+    saturation = results["saturation"]
     with pubsub_backend(args.backend, PROJECT):
-        rates = [float(rate) for rate in args.rates.split(",")]
-        for rate in rates:
-            results["rates"].append(measure(f"rate{rate:g}", args, rate, args.seconds, tweets))
-            benchlib.write_results(name, results, markdown(results))
-            print(json.dumps({k: v for k, v in results["rates"][-1].items()
-                              if k != "rss_samples"}), flush=True)
-        ceiling_rate = max(rates) if args.ceiling_rate is None else args.ceiling_rate
-        if ceiling_rate > 0:
-            with tempfile.TemporaryDirectory(prefix="stream_latency_tiny_") as tmp:
-                bundle = tiny_bundle(Path(tmp))
-                results["ceiling"] = {
-                    "raw_onnx_records_per_s": {batch: raw_onnx_rate(bundle, tweets, batch)
-                                               for batch in (10, 64)},
-                    "run": measure(f"ceiling{ceiling_rate:g}",
-                                   argparse.Namespace(**{**vars(args), "bundle": bundle}),
-                                   ceiling_rate, args.seconds, tweets)}
-            benchlib.write_results(name, results, markdown(results))
+        saturation["baseline"] = measure("baseline", args, None, args.saturation_rate,
+                                         args.seconds, tweets, SATURATION_DRAIN_S)
+        record(saturation["baseline"])
+        with tempfile.TemporaryDirectory(prefix="stream_latency_tiny_") as tmp:
+            bundle = tiny_bundle(Path(tmp))
+            results["tiny_raw_onnx_records_per_s"] = {
+                batch: raw_onnx_rate(bundle, tweets, batch) for batch in (10, 64)}
+            saturation["tiny"] = measure("tiny", args, bundle, args.saturation_rate,
+                                         args.seconds, tweets, SATURATION_DRAIN_S)
+            record(saturation["tiny"])
+        saturation["real"] = measure("real", args, args.bundle, args.saturation_rate,
+                                     args.seconds, tweets, SATURATION_DRAIN_S)
+        record(saturation["real"])
+        sustained = saturation["real"]["sustained_per_s"]
+        plan = latency_plan(sustained, results["fractions"], args.goal_rate, floats(args.rates))
+        for index, (label, rate) in enumerate(plan):
+            drain_s = LATENCY_DRAIN_S if rate < sustained else OVERLOAD_DRAIN_S
+            results["rates"].append({"label": label, **measure(
+                f"latency{index}", args, args.bundle, rate, args.seconds, tweets, drain_s)})
+            record(results["rates"][-1])
         if args.memory_minutes > 0:
-            results["memory"] = measure("memory", args, args.memory_rate,
+            results["memory"] = measure("memory", args, args.bundle, args.memory_rate,
                                         args.memory_minutes * 60, tweets)
     print(benchlib.write_results(name, results, markdown(results)).read_text())
     return 0
