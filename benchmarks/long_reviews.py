@@ -110,7 +110,7 @@ def main() -> int:
     benchlib.offline()
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model_dir", default=str(benchlib.default_models_dir()
-                                                   / "minilm-sst2-full"))
+                                                   / "minilm-sst2-1ep"))
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--threads", type=int, default=1)
     return benchlib.run_benchmark(NAME, parser, measure, markdown)
