@@ -62,10 +62,11 @@ def quantization_config(family: str, nodes: Sequence[str], is_static: bool = Fal
     return config
 
 
-def describe_config(family: str, is_static: bool = False) -> str:
-    """One line for bundle.json and the logs, e.g. ``dynamic, avx512_vnni, per-channel``."""
+def describe_config(family: str) -> str:
+    """One line for bundle.json and the logs, e.g. ``dynamic, avx512_vnni, per-channel, MatMul
+    only``."""
     name, reduce_range = FAMILY_CONFIGS[family]
-    return (f"{'static QDQ' if is_static else 'dynamic'}, {name}, per-channel"
+    return (f"dynamic, {name}, per-channel"
             + (", reduce_range" if reduce_range else "") + ", MatMul only")
 
 
