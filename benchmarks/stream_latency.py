@@ -454,6 +454,7 @@ def markdown(results: dict) -> str:
               "of the last one out - time publishing started). Each rate is a fresh pipeline "
               "process, warmed up with one message, on the same Pub/Sub server. The p99 goal "
               "counts as met only when every message published was scored."]
+    lines += [f"\nNote: {note}" for note in results.get("notes", [])]
     lines += benchlib.history_lines(results, history_headline)
     return "\n".join(lines) + "\n"
 
