@@ -49,7 +49,6 @@ import multiprocessing
 import os
 import signal
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -59,7 +58,7 @@ from google.cloud import pubsub_v1
 
 import benchlib
 from beam_pipeline.streaming.local_pubsub import preferred_backend, pubsub_backend
-from testkit.streams import StreamingCommand, Streams
+from testkit.streams import PipelineProcess, StreamingCommand, Streams
 
 benchlib.offline()
 
@@ -126,20 +125,6 @@ def publish_at_rate(topic: str, rate: float, seconds: float, run: str, tweets: l
         future.result(timeout=60)
 
 
-class BaselineCommand(StreamingCommand):
-    """`baseline_pipeline` as a subprocess on ``streams`` (input subscription to the scored
-    topic), started and stopped like the product command."""
-
-    def __init__(self, streams: Streams, log_path: Path):  # pylint: disable=super-init-not-called
-        self.command = [sys.executable, str(SCRIPT), "--baseline_pipeline",
-                        "--input_subscription", streams.subscriptions["in"],
-                        "--output_topic", streams.topics["scored"]]
-        self.log_path = log_path
-        with open(log_path, "wb") as log:
-            self.process = subprocess.Popen(self.command, cwd=benchlib.ROOT, stdout=log,
-                                            stderr=subprocess.STDOUT)
-
-
 class Run:
     """One pipeline subprocess with its own topics and subscriptions
     (`testkit.streams.Streams`): the product command (`testkit.streams.StreamingCommand`) with
@@ -150,7 +135,10 @@ class Run:
         self.streams = Streams(PROJECT, name)
         log = Path(tempfile.mkstemp(prefix=f"stream_latency-{name}-", suffix=".log")[1])
         if bundle is None:
-            self.command = BaselineCommand(self.streams, log)
+            self.command = PipelineProcess(  # `baseline_pipeline`, from the scored topic's view
+                [sys.executable, str(SCRIPT), "--baseline_pipeline",
+                 "--input_subscription", self.streams.subscriptions["in"],
+                 "--output_topic", self.streams.topics["scored"]], log, cwd=benchlib.ROOT)
         else:
             self.command = StreamingCommand(
                 self.streams, PROJECT, bundle, log, "--runner", "BundleBasedDirectRunner",

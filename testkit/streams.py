@@ -109,25 +109,17 @@ class Streams:
         self.subscriber.close()
 
 
-class StreamingCommand:
-    """``sentiment-score --streaming`` (the installed console script) as a subprocess reading
-    ``streams``' input subscription and writing its output topics; stdout and stderr go to
-    ``log_path``. Stop it with `stop` (Ctrl-C, as a user would)."""
+class PipelineProcess:
+    """A pipeline command as a subprocess (offline, stdout and stderr to ``log_path``); stop it
+    with `stop` (Ctrl-C, as a user would)."""
 
-    def __init__(self, streams: Streams, project: str, model: str, log_path: Path,
-                 *flags: str):
-        self.command = [str(Path(sys.executable).parent / "sentiment-score"), "--streaming",
-                        "--project", project,
-                        "--input_subscription", streams.subscriptions["in"],
-                        "--output_topic", streams.topics["scored"],
-                        "--dead_letter_topic", streams.topics["dead"],
-                        "--aggregates_topic", streams.topics["aggregates"],
-                        "--model", model, *flags]
+    def __init__(self, command: list[str], log_path: Path, cwd: Path | None = None):
+        self.command = command
         self.log_path = log_path
         env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1",
                "TOKENIZERS_PARALLELISM": "false"}
         with open(log_path, "wb") as log:
-            self.process = subprocess.Popen(self.command, env=env, stdout=log,
+            self.process = subprocess.Popen(self.command, env=env, cwd=cwd, stdout=log,
                                             stderr=subprocess.STDOUT)
 
     def stop(self) -> int:
@@ -144,3 +136,18 @@ class StreamingCommand:
     def log(self) -> str:
         """Everything the command printed and logged."""
         return self.log_path.read_text(encoding="utf-8", errors="replace")
+
+
+class StreamingCommand(PipelineProcess):
+    """``sentiment-score --streaming`` (the installed console script) reading ``streams``' input
+    subscription and writing its output topics."""
+
+    def __init__(self, streams: Streams, project: str, model: str, log_path: Path,
+                 *flags: str):
+        super().__init__([str(Path(sys.executable).parent / "sentiment-score"), "--streaming",
+                          "--project", project,
+                          "--input_subscription", streams.subscriptions["in"],
+                          "--output_topic", streams.topics["scored"],
+                          "--dead_letter_topic", streams.topics["dead"],
+                          "--aggregates_topic", streams.topics["aggregates"],
+                          "--model", model, *flags], log_path)
