@@ -119,14 +119,14 @@ def measure_model(label: str, model_dir: Path, eval_dataset: str, max_length: in
                                                                use_safetensors=True).eval()
     labels_names = label_names(model.config)
     steps = manifest["text_normalization"]
-    texts, labels, rows = evaluation_rows(eval_dataset, labels_names, "text", "label")
+    texts, labels, rows, split = evaluation_rows(eval_dataset, labels_names, "text", "label")
     texts = [normalize(text, steps) for text in texts]
     tokenizer = Tokenizer.from_file(str(bundle_dir / manifest["tokenizer"]["file"]))
     feeds = parity.encode_batches(tokenizer, texts, manifest["input_names"])
     timing_feeds = parity.encode_batches(tokenizer, texts[:args.timing_rows],
                                          manifest["input_names"])
     timing_rows = sum(len(feed["input_ids"]) for feed in timing_feeds)
-    calibration, _ = ranking_texts(eval_dataset, labels_names, "text", "label")
+    calibration, _ = ranking_texts(eval_dataset, split, labels_names, "text", "label")
     calibration_feeds = parity.encode_batches(
         tokenizer, [normalize(text, steps) for text in calibration[:STATIC_CALIBRATION_ROWS]],
         manifest["input_names"])

@@ -120,11 +120,12 @@ def bundle_tokenizer(tokenizer: Any, max_length: int) -> Any:
 
 
 def evaluation_rows(eval_dataset: str | None, labels: list[str], text_column: str,
-                    label_column: str) -> tuple[list[str], np.ndarray | None, str]:
-    """Texts, labels (or None) and a description of the rows the parity check runs on."""
+                    label_column: str) -> tuple[list[str], np.ndarray | None, str, str | None]:
+    """Texts, labels (or None), a description of the rows the parity check runs on, and the
+    split they are (None for the built-in probes)."""
     if eval_dataset is None:
         texts = probe_sentences()
-        return texts, None, f"{len(texts)} built-in probe sentences"
+        return texts, None, f"{len(texts)} built-in probe sentences", None
     from training.data import DataError, load_labelled_set
 
     try:
@@ -134,27 +135,25 @@ def evaluation_rows(eval_dataset: str | None, labels: list[str], text_column: st
         raise ExportError(f"--eval_dataset {eval_dataset}: {error}") from None
     rows = labelled.dataset
     return (list(rows["text"]), np.asarray(rows["label"]),
-            f"{len(rows)} {labelled.split} rows of {eval_dataset}")
+            f"{len(rows)} {labelled.split} rows of {eval_dataset}", labelled.split)
 
 
-def ranking_texts(eval_dataset: str | None, labels: list[str], text_column: str,
-                  label_column: str) -> tuple[list[str], str]:
+def ranking_texts(eval_dataset: str | None, parity_split: str | None, labels: list[str],
+                  text_column: str, label_column: str) -> tuple[list[str], str]:
     """Texts int8's MatMuls are ranked on, and their description: `RANKING_ROWS` training rows of
-    ``eval_dataset`` (a random sample, seed 0) when it has a validation split for the parity
-    gate besides; else the built-in probe sentences."""
-    from training.data import DataError, load_labelled_set, read_source
-
-    try:
-        has_both = eval_dataset is not None and {"train", "validation"} <= set(
-            read_source(eval_dataset)[0])
-        train = has_both and load_labelled_set(eval_dataset, text_column=text_column,
-                                               label_column=label_column, labels=labels,
-                                               split="train").dataset
-    except DataError as error:
-        raise ExportError(f"--eval_dataset {eval_dataset}: {error}") from None
-    if not train:
+    ``eval_dataset`` (a random sample, seed 0) when the parity rows are its validation split;
+    else the built-in probe sentences."""
+    if parity_split != "validation":
         texts = probe_sentences()
         return texts, f"{len(texts)} built-in probe sentences"
+    from training.data import DataError, load_labelled_set
+
+    try:
+        train = load_labelled_set(eval_dataset, text_column=text_column,
+                                  label_column=label_column, labels=labels,
+                                  split="train").dataset
+    except DataError as error:
+        raise ExportError(f"--eval_dataset {eval_dataset}: {error}") from None
     rows = train.shuffle(seed=0).select(range(min(RANKING_ROWS, len(train))))
     return list(rows["text"]), f"{len(rows)} train rows of {eval_dataset}"
 
@@ -246,11 +245,11 @@ def export_bundle(model_dir: str | Path, output_dir: str | Path,
                           "pipeline scores with the `tokenizers` library")
     normalization = list(getattr(config, "text_normalization", None) or [])
     languages = getattr(config, "languages", None)
-    texts, eval_labels, rows_description = evaluation_rows(eval_dataset, labels, eval_text_column,
-                                                           eval_label_column)
+    texts, eval_labels, rows_description, parity_split = evaluation_rows(
+        eval_dataset, labels, eval_text_column, eval_label_column)
     texts = [normalize(text, normalization) for text in texts]  # as the scoring model reads them
     ranking, ranking_description = (
-        ranking_texts(eval_dataset, labels, eval_text_column, eval_label_column)
+        ranking_texts(eval_dataset, parity_split, labels, eval_text_column, eval_label_column)
         if family else ([], None))
     ranking = [normalize(text, normalization) for text in ranking]
     quantification = (quantification_rows(quantification_dataset, labels)

@@ -132,6 +132,7 @@ def build_int8(exported: Path, work_dir: Path, family: str,
     started = time.perf_counter()
     reference = _probabilities(exported, check)
     matmuls = weight_matmuls(exported)
+    sample = _first_rows(ranking, SENSITIVITY_TEXTS)
     tried: list[dict[str, Any]] = []
 
     def attempt(float_nodes: list[str], tag: str) -> tuple[Path, dict[str, Any]]:
@@ -154,7 +155,6 @@ def build_int8(exported: Path, work_dir: Path, family: str,
     if not outcome["met"]:
         progress(f"int8: label agreement {outcome['label_agreement']:.4f} with every weight "
                  "MatMul quantised; measuring each MatMul's effect")
-        sample = _first_rows(ranking, SENSITIVITY_TEXTS)
         sample_reference = _probabilities(exported, sample)
         effects = {}
         for index, node in enumerate(matmuls):
@@ -176,8 +176,7 @@ def build_int8(exported: Path, work_dir: Path, family: str,
     progress(f"int8: {len(float_nodes)} MatMul(s) kept in float32, label agreement "
              f"{outcome['label_agreement']:.4f} ({time.perf_counter() - started:.1f} s)")
     return Int8Result(path, float_nodes, {
-        "ranking_rows": sum(len(feed["input_ids"]) for feed in _first_rows(ranking,
-                                                                           SENSITIVITY_TEXTS)),
+        "ranking_rows": sum(len(feed["input_ids"]) for feed in sample),
         "check_rows": len(reference), "target_agreement": TUNING_AGREEMENT,
         "label_agreement": outcome["label_agreement"], "tried": tried, "most_sensitive": ranked,
         "time_s": round(time.perf_counter() - started, 1)})
