@@ -50,3 +50,16 @@ def short_position_bundle(tmp_path_factory) -> Path:
     """A tiny BERT with 16 position embeddings, exported at max_length 16 (fp32): scoring it at
     a larger --max_length makes ONNX Runtime fail, for real, on rows longer than 16 tokens."""
     return build_short_position_bundle(tmp_path_factory.mktemp("short_positions"))
+
+
+@pytest.fixture(params=["inspected", "cached"])
+def dofn_specs(request, monkeypatch) -> str:
+    """Runs a test twice: with Beam's DoFn inspection as it is, and with ``--cache_dofn_specs``'
+    patch installed (undone after the test)."""
+    if request.param == "cached":
+        from beam_pipeline.streaming import direct_runner_patch
+
+        for module in direct_runner_patch.PATCHED_MODULES:  # monkeypatch restores these
+            monkeypatch.setattr(module, "get_dofn_specs", module.get_dofn_specs)
+        direct_runner_patch.install()
+    return request.param

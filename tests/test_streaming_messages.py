@@ -128,7 +128,7 @@ def test_output_messages_are_json_with_the_input_attributes():
                                     "scored_at": "2026-11-23T13:00:00+00:00", "score": 0.5}
 
 
-def test_parse_messages_dofn_stamps_event_time_and_splits_dead_letters():
+def test_parse_messages_dofn_keys_by_message_stamps_event_time_and_splits_dead_letters():
     published = Timestamp.from_utc_datetime(PUBLISHED)
     stream = (test_stream.TestStream()
               .advance_watermark_to(published)
@@ -144,8 +144,10 @@ def test_parse_messages_dofn_stamps_event_time_and_splits_dead_letters():
                    | beam.ParDo(sm.ParseMessages(FORMAT)).with_outputs(sm.DEAD_LETTER_TAG,
                                                                         main="parsed"))
         stamped = outputs.parsed | beam.Map(
-            lambda parsed, timestamp=beam.DoFn.TimestampParam: (parsed.record_id, timestamp))
-        assert_that(stamped, equal_to([("1", Timestamp.from_rfc3339("2026-11-23T12:59:00Z")),
-                                       ("2", published)]), label="parsed")
+            lambda keyed, timestamp=beam.DoFn.TimestampParam: (
+                keyed[0].record_id, keyed[0].event_time, keyed[1], timestamp))
+        created = Timestamp.from_rfc3339("2026-11-23T12:59:00Z")
+        assert_that(stamped, equal_to([("1", created, "a", created),
+                                       ("2", published, "b", published)]), label="parsed")
         assert_that(outputs[sm.DEAD_LETTER_TAG] | beam.Map(lambda r: (r["id"], r["reason"])),
                     equal_to([("3", vocab.NOT_JSON)]), label="dead letters")

@@ -70,6 +70,7 @@ def run_monitoring(stream, config):
         yield outputs
 
 
+@pytest.mark.usefixtures("dofn_specs")
 def test_fixed_windows_on_time_late_and_too_late_panes_and_alerts():
     config = MonitorConfig(AlertRule(LABELS, "negative", threshold=0.5, min_posts=3),
                            key_name="brand", window_seconds=10, allowed_lateness_seconds=5)
@@ -103,6 +104,7 @@ def test_fixed_windows_on_time_late_and_too_late_panes_and_alerts():
              "window_end": iso(10), "event_time": iso(6)}]), label="too late")
 
 
+@pytest.mark.usefixtures("dofn_specs")
 def test_sliding_windows_put_each_record_in_every_window_it_belongs_to():
     config = MonitorConfig(AlertRule(LABELS, "negative", threshold=0.9, min_posts=1),
                            window_seconds=10, window_period_seconds=5, allowed_lateness_seconds=0)

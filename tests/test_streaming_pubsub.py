@@ -68,9 +68,10 @@ def running(options: PipelineOptions):
 
 
 def test_every_message_is_scored_or_dead_lettered_exactly_once(pubsub, tiny_bundle_dir,
-                                                               shared_data, tmp_path):
-    """Bursts of malformed messages (3 x 44, six kinds) between groups of 20 real tweets."""
-    streams = Streams(PROJECT, "flood")
+                                                               shared_data, tmp_path, dofn_specs):
+    """Bursts of malformed messages (3 x 44, six kinds) between groups of 20 real tweets; with
+    Beam's DoFn inspection as it is, and with ``--cache_dofn_specs``' patch."""
+    streams = Streams(PROJECT, f"flood-{dofn_specs}")
     malformed = malformed_messages(scale=3)
     bursts = [malformed[start::10] for start in range(10)]  # each burst mixes every kind
     valid, message_ids, expected_reasons = {}, {}, {}  # dead letters: id -> reason
@@ -348,6 +349,8 @@ def file_records(folder, kind: str = "scored") -> list[dict]:
     ({"window_seconds": 0}, "window_seconds"),
     ({"negative_label": "bearish"}, "not one of the model's labels"),
     ({"runner": "FnApiRunner"}, "does not run on the FnApiRunner"),
+    ({"runner": "DataflowRunner", "cache_dofn_specs": True},
+     "--cache_dofn_specs is for the DirectRunner"),
 ])
 def test_bad_flags_fail_before_the_run_with_one_line(tiny_bundle_dir, changes, message):
     settings = dict(runner="BundleBasedDirectRunner", model=str(tiny_bundle_dir),

@@ -51,5 +51,9 @@ class StreamingOptions(PipelineOptions):
                             help="glob of bundle folders: a bundle written there later (its "
                                  "bundle.json last) is verified and scores from then on, "
                                  "without a restart; a bad one is refused and logged")
+        parser.add_argument("--cache_dofn_specs", action="store_true",
+                            help="BundleBasedDirectRunner only, opt-in: inspect each DoFn class "
+                                 "once instead of at every bundle and step (patches one "
+                                 "function of apache-beam 2.77.0; see README)")
         parser.add_argument("--model_watch_interval_s", default=DEFAULT_WATCH_INTERVAL_S,
                             type=float, help="how often --model_watch looks for a new bundle")

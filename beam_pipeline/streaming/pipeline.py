@@ -1,17 +1,19 @@
 """Streaming scoring: Pub/Sub messages in; scored records, dead letters and monitoring out::
 
     ReadFromPubSub(subscription or topic, with_attributes)  (x --pubsub_readers, flattened)
-      -> ParDo(ParseMessages): JSON object, id, created_at -> event time  --> dead letters
+      -> ParDo(ParseMessages): JSON object, id, created_at -> event time,  --> dead letters
+                               keyed by the message for RunInference
       -> RunInference(KeyedModelHandler(StreamingModelHandler))  (kept loaded; hot-swapped
                                                                   with --model_watch)
       -> ParDo(ToScoredRecord), re-stamped with event time  (ONNX Runtime fails -> dead letters)
-           |-> WriteToPubSub(--output_topic)            JSON, input attributes kept
+           |-> PublishRecords(--output_topic)           JSON, input attributes kept
            |-> windowed JSON-lines files                (--output_files)
-           '-> MonitorSentiment -> aggregates + alerts -> WriteToPubSub(--aggregates_topic)
-    dead letters -> WriteToPubSub(--dead_letter_topic)  (else counted and logged: id and reason)
+           '-> MonitorSentiment -> aggregates + alerts -> PublishRecords(--aggregates_topic)
+    dead letters -> PublishRecords(--dead_letter_topic)  (else counted and logged: id and reason)
 
-Every message pulled is written once, scored or dead-lettered with a reason; delivery is
-at-least-once (records carry the Pub/Sub ``message_id``). Runner behaviour this shape follows
+`publishing.PublishRecords` is one step on the DirectRunner and Beam's ``WriteToPubSub``
+elsewhere. Every message pulled is written once, scored or dead-lettered with a reason; delivery
+is at-least-once (records carry the Pub/Sub ``message_id``). Runner behaviour this shape follows
 (one worker thread, acks before processing, per-bundle DoFn set-up, watermarks):
 docs/design.md, "Streaming pipeline".
 """
@@ -23,7 +25,7 @@ from collections.abc import Iterator
 from typing import Any, Optional
 
 import apache_beam as beam
-from apache_beam.io.gcp.pubsub import ReadFromPubSub, WriteToPubSub, parse_subscription, parse_topic
+from apache_beam.io.gcp.pubsub import ReadFromPubSub, parse_subscription, parse_topic
 from apache_beam.metrics import Metrics
 from apache_beam.ml.inference.base import KeyedModelHandler, PredictionResult, RunInference
 from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
@@ -46,6 +48,7 @@ from beam_pipeline.streaming.messages import (
 from beam_pipeline.streaming.model_watch import StreamingModelHandler, watched_manifests
 from beam_pipeline.streaming.monitoring import MonitorConfig, MonitorSentiment
 from beam_pipeline.streaming.options import StreamingOptions
+from beam_pipeline.streaming.publishing import PublishRecords
 from beam_pipeline.vocabulary import (
     INFERENCE_ERROR,
     INFERENCE_STAGE,
@@ -76,6 +79,10 @@ def plan_streaming_job(options: PipelineOptions) -> StreamingJob:
     if str(options.view_as(StandardOptions).runner).endswith("FnApiRunner"):
         raise InputError("--streaming does not run on the FnApiRunner (it reads nothing from "
                          "Pub/Sub); use --runner BundleBasedDirectRunner locally, or Dataflow")
+    if streaming.cache_dofn_specs and "DirectRunner" not in str(
+            options.view_as(StandardOptions).runner or "DirectRunner"):
+        raise InputError("--cache_dofn_specs is for the DirectRunner (other runners set DoFns "
+                         "up once, not per bundle)")
     if bool(streaming.input_subscription) == bool(streaming.input_topic):
         raise InputError("give exactly one of --input_subscription and --input_topic")
     missing = [flag for flag, value in (("--output_topic", streaming.output_topic),
@@ -224,7 +231,6 @@ def build_streaming_pipeline(pipeline: beam.Pipeline, job: StreamingJob) -> Stre
               | "Parse" >> beam.ParDo(ParseMessages(job.message_format)).with_outputs(
                   DEAD_LETTER_TAG, main="parsed"))
     outcomes = (parsed.parsed
-                | "KeyByMessage" >> beam.Map(lambda message: (message, message.text))
                 | "Score" >> RunInference(KeyedModelHandler(job.handler))
                 | "ScoredRecords" >> beam.ParDo(ToScoredRecord(job.labels)).with_outputs(
                     DEAD_LETTER_TAG, main="scored"))
@@ -232,20 +238,18 @@ def build_streaming_pipeline(pipeline: beam.Pipeline, job: StreamingJob) -> Stre
     dead_letters = ((parsed[DEAD_LETTER_TAG], outcomes[DEAD_LETTER_TAG])
                     | "AllDeadLetters" >> beam.Flatten())
 
-    (scored | "ScoredMessages" >> beam.Map(to_pubsub_message)
-     | "WriteScored" >> WriteToPubSub(streaming.output_topic, with_attributes=True))
+    _ = scored | "WriteScored" >> PublishRecords(streaming.output_topic, to_pubsub_message)
     if streaming.dead_letter_topic:
-        (dead_letters | "DeadLetterMessages" >> beam.Map(to_pubsub_message)
-         | "WriteDeadLetters" >> WriteToPubSub(streaming.dead_letter_topic, with_attributes=True))
+        _ = dead_letters | "WriteDeadLetters" >> PublishRecords(streaming.dead_letter_topic,
+                                                                 to_pubsub_message)
     monitoring = {"aggregates": None, "alerts": None}
     if streaming.aggregates_topic or streaming.output_files:
         monitoring = scored | "Monitor" >> MonitorSentiment(job.monitor)
         all_monitoring = ((monitoring["aggregates"], monitoring["alerts"])
                           | "AllMonitoring" >> beam.Flatten())
     if streaming.aggregates_topic:
-        (all_monitoring
-         | "MonitoringMessages" >> beam.Map(monitoring_message)
-         | "WriteMonitoring" >> WriteToPubSub(streaming.aggregates_topic, with_attributes=True))
+        _ = all_monitoring | "WriteMonitoring" >> PublishRecords(streaming.aggregates_topic,
+                                                                 monitoring_message)
     if streaming.output_files:
         lateness = streaming.allowed_lateness_seconds
         _write_windowed_files(scored, streaming.output_files, job.monitor.window_seconds,

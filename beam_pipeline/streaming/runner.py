@@ -10,12 +10,15 @@ import apache_beam as beam
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from beam_pipeline.options import PROG
+from beam_pipeline.streaming import direct_runner_patch
 from beam_pipeline.streaming.pipeline import StreamingJob, build_streaming_pipeline
 
 
 def run_stream(options: PipelineOptions, job: StreamingJob) -> int:
     """Builds and runs the stream of ``job`` until SIGINT or SIGTERM (exit status 0) or until the
     runner stops it (its error is raised)."""
+    if job.streaming.cache_dofn_specs:
+        direct_runner_patch.install()
     pipeline = beam.Pipeline(options=options)
     build_streaming_pipeline(pipeline, job)
     print(f"{PROG}: streaming; stop with Ctrl-C", file=sys.stderr)
