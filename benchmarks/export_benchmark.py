@@ -197,6 +197,11 @@ def measure(args: argparse.Namespace) -> dict:
         history = [*history, {"date": previous["date"], "result": previous, "what_differed":
                               "issue 3's recipe: Gather and every MatMul but the first GELU-fed "
                               "one quantised, on one model (SST-2, 20,000 rows)"}]
+    elif previous and int8_family_of(previous) != int8_family_of({"models": models}):
+        history = [*history, {
+            "date": previous["date"],
+            "result": {key: value for key, value in previous.items() if key != "history"},
+            "what_differed": f"a CPU of another int8 family ({int8_family_of(previous)})"}]
     return {"command": benchlib.command_line("export_benchmark.py"), "date": date,
             "machine": described, "threads": args.threads, "rounds": args.rounds,
             "load_average_1min_end": round(os.getloadavg()[0], 2), "models": models,
@@ -234,9 +239,21 @@ def _model_section(model: dict) -> list[str]:
     return lines
 
 
+def int8_family_of(result: dict) -> str:
+    """The CPU int8 family a result's bundles were checked on."""
+    return result["models"][0]["parity"]["int8"]["checked_on"]["int8_family"]
+
+
 def _history_headline(result: dict) -> list[str]:
-    return [f"{row['model']}: accuracy {row['accuracy']:.4f}, {row['records_per_s']} records/s, "
-            f"{row['speed_vs_fp32_onnx']:.2f}x fp32 ONNX" for row in result["results"]]
+    if "models" not in result:  # issue 3's result
+        return [f"{row['model']}: accuracy {row['accuracy']:.4f}, {row['records_per_s']} "
+                f"records/s, {row['speed_vs_fp32_onnx']:.2f}x fp32 ONNX"
+                for row in result["results"]]
+    return [f"{model['label']}, {row['model']}: label agreement {row['label_agreement']:.4f} "
+            f"({'pass' if row['passes_int8_bound'] else 'FAIL'}), "
+            f"{row['speed_vs_fp32']:.2f}× fp32 optimised"
+            for model in result["models"] for row in model["results"]
+            if row["model"] not in (FP32, FP32_PLAIN)]
 
 
 def markdown(result: dict) -> str:
