@@ -18,12 +18,14 @@ schedule). Each run is a fresh pipeline process with its own topics, warmed up w
    b. the product command with a tiny random BERT bundle (2 layers, hidden 32, built with
       `testkit.models.build_tiny_bert`, exported with sentiment-export's code), whose inference
       costs next to nothing;
-   c. the product command with ``--bundle``.
+   c. the product command with ``--bundle``;
+   b and c each without and with ``--cache_dofn_specs`` (the opt-in runner patch).
    The product command is ``sentiment-score --streaming --runner BundleBasedDirectRunner
    --precision int8`` reading a subscription, writing scored records, dead letters and
    aggregates (60 s windows) to topics. Sustained = messages out / (publish time of the last
    output message - time publishing started); reported as ratios to the baseline's.
-2. Latency at ``--fractions`` (25, 50 and 80 %) of the rate c sustained, at ``--goal_rate``
+2. Latency at ``--fractions`` (25, 50 and 80 %) of the rate c sustained (``--latency_run``:
+   with ``--cache_dofn_specs`` unless ``real``; its command too), at ``--goal_rate``
    (100 msg/s, the issue's goal: p99 < 2 s) unless a fraction is that rate already, and at the
    optional ``--rates``: p50 and p99 of publish time of the scored record minus publish time
    of the input message (both stamped by the Pub/Sub server on this machine).
@@ -130,7 +132,8 @@ class Run:
     (`testkit.streams.Streams`): the product command (`testkit.streams.StreamingCommand`) with
     ``bundle``, or the baseline pipeline when ``bundle`` is None."""
 
-    def __init__(self, name: str, bundle: str | None, readers: int, max_batch_duration_secs: int):
+    def __init__(self, name: str, bundle: str | None, readers: int, max_batch_duration_secs: int,
+                 extra_flags: tuple[str, ...] = ()):
         self.name = name
         self.streams = Streams(PROJECT, name)
         log = Path(tempfile.mkstemp(prefix=f"stream_latency-{name}-", suffix=".log")[1])
@@ -144,7 +147,7 @@ class Run:
                 self.streams, PROJECT, bundle, log, "--runner", "BundleBasedDirectRunner",
                 "--key_attribute", "brand", "--window_seconds", "60", "--precision", "int8",
                 "--pubsub_readers", str(readers),
-                "--max_batch_duration_secs", str(max_batch_duration_secs))
+                "--max_batch_duration_secs", str(max_batch_duration_secs), *extra_flags)
         self.process = self.command.process
         self.memory: list[tuple[float, int]] = []
         # id of each message out -> its latency (None from the baseline, whose output is the
@@ -185,10 +188,12 @@ class Run:
 
 
 def measure(name: str, args: argparse.Namespace, bundle: str | None, rate: float,
-            seconds: float, tweets: list[str], drain_s: float = LATENCY_DRAIN_S) -> dict:
-    """One offered rate on a fresh pipeline (``bundle``; None: the baseline pipeline):
-    publish, collect, sample memory; the figures of one run."""
-    run = Run(name, bundle, args.pubsub_readers, args.max_batch_duration_secs)
+            seconds: float, tweets: list[str], drain_s: float = LATENCY_DRAIN_S,
+            extra_flags: tuple[str, ...] = ()) -> dict:
+    """One offered rate on a fresh pipeline (``bundle``; None: the baseline pipeline; the
+    product command gets ``extra_flags`` too): publish, collect, sample memory; the figures of
+    one run."""
+    run = Run(name, bundle, args.pubsub_readers, args.max_batch_duration_secs, extra_flags)
     publisher = None
     try:
         warm_up_s = run.warm_up()
@@ -307,7 +312,12 @@ def rates_lines(results: dict) -> list[str]:
 
 SATURATION_NAMES = {"baseline": "baseline: read → identity → write",
                     "tiny": "sentiment-score, tiny random model",
-                    "real": "sentiment-score, the bundle"}
+                    "tiny_cached": "sentiment-score --cache_dofn_specs, tiny random model",
+                    "real": "sentiment-score, the bundle",
+                    "real_cached": "sentiment-score --cache_dofn_specs, the bundle"}
+#: the product's saturation runs: key -> (bundle: "tiny" or "real", extra flags)
+PRODUCT_RUNS = {"tiny": ("tiny", ()), "tiny_cached": ("tiny", ("--cache_dofn_specs",)),
+                "real": ("real", ()), "real_cached": ("real", ("--cache_dofn_specs",))}
 
 
 def saturation_lines(saturation: dict) -> list[str]:
@@ -341,19 +351,25 @@ def goal_lines(results: dict) -> list[str]:
     if rows:
         row = rows[0]
         met = row["latency_p99_s"] < GOAL_P99_S and row["scored"] >= row["published"]
-        lines.append(f"| p99 < {GOAL_P99_S:g} s at {goal_rate:g} msg/s offered | p99 "
+        flag = (" with `--cache_dofn_specs`" if results.get("latency_run") == "real_cached"
+                else "")
+        lines.append(f"| p99 < {GOAL_P99_S:g} s at {goal_rate:g} msg/s offered{flag} | p99 "
                      f"{row['latency_p99_s']:.2f} s at {row['offered_per_s']:g} msg/s, "
                      f"{row['scored']} of {row['published']} scored | {'yes' if met else 'no'} |")
     else:
         lines.append(f"| p99 < {GOAL_P99_S:g} s at {goal_rate:g} msg/s offered | not measured "
                      "| – |")
     saturation = results.get("saturation", {})
-    if "baseline" in saturation and "real" in saturation:
-        ratio = saturation["real"]["sustained_per_s"] / saturation["baseline"]["sustained_per_s"]
-        lines.append(f"| sustained ≥ {GOAL_BASELINE_RATIO:g} × the baseline's | {ratio:.2f} × "
-                     f"({saturation['real']['sustained_per_s']:.1f} of "
-                     f"{saturation['baseline']['sustained_per_s']:.1f} msg/s) | "
-                     f"{'yes' if ratio >= GOAL_BASELINE_RATIO else 'no'} |")
+    real_runs = [key for key in ("real", "real_cached") if key in saturation]
+    if "baseline" in saturation and real_runs:
+        for key in real_runs:
+            ratio = (saturation[key]["sustained_per_s"]
+                     / saturation["baseline"]["sustained_per_s"])
+            flag = " with `--cache_dofn_specs`" if key == "real_cached" else ""
+            lines.append(f"| sustained ≥ {GOAL_BASELINE_RATIO:g} × the baseline's{flag} | "
+                         f"{ratio:.2f} × ({saturation[key]['sustained_per_s']:.1f} of "
+                         f"{saturation['baseline']['sustained_per_s']:.1f} msg/s) | "
+                         f"{'yes' if ratio >= GOAL_BASELINE_RATIO else 'no'} |")
     else:
         lines.append(f"| sustained ≥ {GOAL_BASELINE_RATIO:g} × the baseline's | not measured "
                      "| – |")
@@ -375,8 +391,9 @@ def figure_lines(results: dict) -> list[str]:
     if results.get("saturation"):
         lines += [*saturation_lines(results["saturation"]), ""]
         if results.get("fractions"):
+            run = SATURATION_NAMES[results.get("latency_run", "real")]
             lines += ["Latency at " + ", ".join(f"{f:.0%}" for f in results["fractions"])
-                      + " of the rate the bundle sustains at saturation"
+                      + f" of the rate the bundle sustains at saturation ({run})"
                       + (f", at {results['goal_rate']:g} msg/s (goal)"
                          if results.get("goal_rate") else "") + ":", ""]
     lines += [*rates_lines(results), ""]
@@ -449,17 +466,24 @@ def markdown(results: dict) -> str:
 
 def earlier_history(name: str) -> list[dict]:
     """The ``history`` for this run: that of ``NAME.json``, and ``NAME.json`` itself when it was
-    written before issue 17 (fixed rates only, no baseline)."""
+    written before issue 17 (fixed rates only, no baseline) or before its step cuts (no
+    ``--cache_dofn_specs`` runs)."""
     previous = benchlib.read_results(name)
     history = previous.get("history", [])
     if previous and "saturation" not in previous:
         rates = ", ".join(f"{row['offered_per_s']:g}" for row in previous["rates"])
-        history = [*history, {
-            "date": previous["date"],
-            "what_differed": f"fixed offered rates only ({rates} msg/s), no baseline pipeline "
-                             "and no saturation runs (written before issue 17)",
-            "result": {key: value for key, value in previous.items() if key != "history"}}]
-    return history
+        what_differed = (f"fixed offered rates only ({rates} msg/s), no baseline pipeline "
+                         "and no saturation runs (written before issue 17)")
+    elif previous and "real_cached" not in previous["saturation"]:
+        what_differed = ("the pipeline before issue 17's step cuts (Beam's WriteToPubSub, three "
+                         "steps per topic and bundle; keying after parsing), no "
+                         "--cache_dofn_specs runs, --pubsub_readers "
+                         f"{previous.get('pubsub_readers', 4)}")
+    else:
+        return history
+    return [*history, {"date": previous["date"], "what_differed": what_differed,
+                       "result": {key: value for key, value in previous.items()
+                                  if key != "history"}}]
 
 
 def floats(text: str) -> list[float]:
@@ -484,11 +508,15 @@ def main() -> int:
                              "(the p99 goal's rate; default: %(default)s; 0: none)")
     parser.add_argument("--rates", default="",
                         help="more latency runs at these offered rates (msg/s, comma-separated)")
+    parser.add_argument("--latency_run", default="real_cached", choices=("real", "real_cached"),
+                        help="the saturation run whose command and rate the latency and memory "
+                             "runs use (default: %(default)s, with --cache_dofn_specs)")
     parser.add_argument("--memory_minutes", type=float, default=10,
                         help="length of the memory run (0: skip it)")
     parser.add_argument("--memory_rate", type=float, default=100)
-    parser.add_argument("--pubsub_readers", type=int, default=4,
-                        help="sentiment-score --pubsub_readers (parallel pulls)")
+    parser.add_argument("--pubsub_readers", type=int, default=1,
+                        help="sentiment-score --pubsub_readers (parallel pulls; default: one, "
+                             "as the product's default and the baseline's single read)")
     parser.add_argument("--max_batch_duration_secs", type=int, default=0,
                         help="sentiment-score --max_batch_duration_secs (0: one pull, one batch)")
     parser.add_argument("--backend", default=preferred_backend(), choices=("emulator", "double"))
@@ -515,6 +543,7 @@ def main() -> int:
         "machine": benchlib.machine(), "backend": args.backend, "bundle": args.bundle,
         "messages": f"tweets from {TWEETS.relative_to(benchlib.SHARED_DATA.parent)}",
         "fractions": floats(args.fractions), "goal_rate": args.goal_rate,
+        "latency_run": args.latency_run, "pubsub_readers": args.pubsub_readers,
         "saturation": {"offered_per_s": args.saturation_rate, "seconds": args.seconds},
         "rates": [], "raw_onnx_records_per_s": {batch: raw_onnx_rate(args.bundle, tweets, batch)
                                                 for batch in (10, 64)}}
@@ -532,26 +561,27 @@ def main() -> int:
         saturation["baseline"] = measure("baseline", args, None, args.saturation_rate,
                                          args.seconds, tweets, SATURATION_DRAIN_S)
         record(saturation["baseline"])
+        latency_flags = PRODUCT_RUNS[args.latency_run][1]
         with tempfile.TemporaryDirectory(prefix="stream_latency_tiny_") as tmp:
-            bundle = tiny_bundle(Path(tmp))
+            bundles = {"tiny": tiny_bundle(Path(tmp)), "real": args.bundle}
             results["tiny_raw_onnx_records_per_s"] = {
-                batch: raw_onnx_rate(bundle, tweets, batch) for batch in (10, 64)}
-            saturation["tiny"] = measure("tiny", args, bundle, args.saturation_rate,
-                                         args.seconds, tweets, SATURATION_DRAIN_S)
-            record(saturation["tiny"])
-        saturation["real"] = measure("real", args, args.bundle, args.saturation_rate,
-                                     args.seconds, tweets, SATURATION_DRAIN_S)
-        record(saturation["real"])
-        sustained = saturation["real"]["sustained_per_s"]
+                batch: raw_onnx_rate(bundles["tiny"], tweets, batch) for batch in (10, 64)}
+            for key, (bundle, flags) in PRODUCT_RUNS.items():
+                saturation[key] = measure(key, args, bundles[bundle], args.saturation_rate,
+                                          args.seconds, tweets, SATURATION_DRAIN_S, flags)
+                record(saturation[key])
+        sustained = saturation[args.latency_run]["sustained_per_s"]
         plan = latency_plan(sustained, results["fractions"], args.goal_rate, floats(args.rates))
         for index, (label, rate) in enumerate(plan):
             drain_s = LATENCY_DRAIN_S if rate < sustained else OVERLOAD_DRAIN_S
             results["rates"].append({"label": label, **measure(
-                f"latency{index}", args, args.bundle, rate, args.seconds, tweets, drain_s)})
+                f"latency{index}", args, args.bundle, rate, args.seconds, tweets, drain_s,
+                latency_flags)})
             record(results["rates"][-1])
         if args.memory_minutes > 0:
             results["memory"] = measure("memory", args, args.bundle, args.memory_rate,
-                                        args.memory_minutes * 60, tweets)
+                                        args.memory_minutes * 60, tweets,
+                                        extra_flags=latency_flags)
     print(benchlib.write_results(name, results, markdown(results)).read_text())
     return 0
 
