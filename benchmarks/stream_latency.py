@@ -443,10 +443,7 @@ def markdown(results: dict) -> str:
         *benchlib.header("Streaming benchmark (issues 5 and 17)", results),
         f"Pub/Sub: {results['backend']} on 127.0.0.1; bundle `{results['bundle']}` (int8, "
         "CPU); messages: " + results.get("messages", "financial tweets from ../shared/data")
-        + " as JSON"
-        # older results said in their machine line that the machine is shared
-        + ("; the machine is shared with other jobs" if isinstance(results["machine"], dict)
-           else "") + "  ",
+        + " as JSON  ",
         f"Pipeline: `{pipeline_command(results)}`  "]
     baseline = results.get("saturation", {}).get("baseline")
     if baseline:
