@@ -226,7 +226,8 @@ def watched_run(pubsub, tiny_bundle_dir, short_position_bundle, tmp_path_factory
     command = StreamingCommand(
         streams, PROJECT, str(start_bundle), work / "command.log",
         "--model_watch", f"{watched}/*", "--model_watch_interval_s", str(SWAP_INTERVAL_S),
-        "--max_length", "64", "--max_message_bytes", "2048", "--window_seconds", "60")
+        "--max_length", "64", "--max_message_bytes", "2048", "--window_seconds", "60",
+        "--cache_dofn_specs")  # the opt-in runner patch, through the command's own path
     tokenizer = (start_bundle / "tokenizer.json").read_text()
     phases = {}
     try:
@@ -282,6 +283,7 @@ def test_a_new_bundle_scores_without_restart_and_a_tampered_one_is_refused(watch
         scored = _phase_records(watched_run, phase, "scored")
         assert scored and {record["model_version"] for record in scored} == {version}
     log, watched = watched_run["log"], watched_run["watched"]
+    assert "--cache_dofn_specs: the DirectRunner inspects each DoFn class once" in log
     assert f"model watch: now scoring with bundle {watched / 'v2'}, model version " \
            f"{versions['new']} (was {versions['start']})" in log
     [refusal] = [line for line in log.splitlines() if "refused bundle" in line]

@@ -19,6 +19,9 @@ def run_stream(options: PipelineOptions, job: StreamingJob) -> int:
     runner stops it (its error is raised)."""
     if job.streaming.cache_dofn_specs:
         direct_runner_patch.install()
+        print(f"{PROG}: --cache_dofn_specs: the DirectRunner inspects each DoFn class once "
+              f"(apache-beam {direct_runner_patch.PINNED_BEAM_VERSION} patched in this process)",
+              file=sys.stderr)
     pipeline = beam.Pipeline(options=options)
     build_streaming_pipeline(pipeline, job)
     print(f"{PROG}: streaming; stop with Ctrl-C", file=sys.stderr)
