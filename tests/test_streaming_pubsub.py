@@ -97,8 +97,17 @@ def test_every_message_is_scored_or_dead_lettered_exactly_once(pubsub, tiny_bund
                     streams.received["aggregates"]).values()) >= VALID_MESSAGES
                 and len(file_records(files.parent)) >= VALID_MESSAGES)
 
+    def pane_ids(records) -> list[tuple]:
+        return sorted((r["type"], r["key"], r["window_start"], r["pane_index"], r["reach"])
+                      for r in records)
+
+    def topic_panes_in_files() -> bool:  # the two sinks of one PCollection, written apart
+        return set(pane_ids(streams.records("aggregates"))) <= set(
+            pane_ids(file_records(files.parent, "aggregates")))
+
     with running(streaming_options(str(tiny_bundle_dir), streams, output_files=str(files))):
         streams.collect_until(complete, RUN_LIMIT_S, kinds=Streams.OUTPUTS, settle_s=2)
+        streams.collect_until(topic_panes_in_files, 30, kinds=Streams.OUTPUTS)
     streams.close()
 
     scored, scored_records = streams.received["scored"], streams.records("scored")
@@ -135,10 +144,7 @@ def test_every_message_is_scored_or_dead_lettered_exactly_once(pubsub, tiny_bund
 
     assert sorted(record["id"] for record in file_records(files.parent)) == sorted(valid)
     # the aggregate files (what sentiment-report renders) hold what the aggregates topic got
-    file_panes = sorted((r["type"], r["key"], r["window_start"], r["pane_index"], r["reach"])
-                        for r in file_records(files.parent, "aggregates"))
-    assert file_panes == sorted((r["type"], r["key"], r["window_start"], r["pane_index"],
-                                 r["reach"]) for r in panes)
+    assert pane_ids(file_records(files.parent, "aggregates")) == pane_ids(panes)
 
 
 LOST_ACKS = 5
