@@ -13,7 +13,6 @@ Pinned to apache-beam `PINNED_BEAM_VERSION`: `install` refuses another version, 
 """
 from __future__ import annotations
 
-import threading
 import types
 from typing import Any, Optional
 
@@ -31,7 +30,6 @@ PATCHED_MODULES = (userstate, transform_evaluator)
 _original = userstate.get_dofn_specs
 _cache: dict[type, tuple[frozenset, frozenset]] = {}
 _redirects_inspection: dict[type, bool] = {}
-_lock = threading.Lock()
 
 
 def _class_key(dofn: Any) -> Optional[type]:
@@ -65,9 +63,8 @@ def cached_get_dofn_specs(dofn: Any) -> tuple[set, set]:
     specs = _cache.get(key)
     if specs is None:
         state_specs, timer_specs = _original(dofn)
-        specs = (frozenset(state_specs), frozenset(timer_specs))
-        with _lock:
-            _cache[key] = specs
+        # a race computes the same answer twice, harmlessly (dict writes are atomic)
+        specs = _cache[key] = (frozenset(state_specs), frozenset(timer_specs))
     return set(specs[0]), set(specs[1])
 
 

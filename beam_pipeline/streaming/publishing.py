@@ -50,11 +50,12 @@ class _PublishRecords(beam.DoFn):
         self._topic, self._to_message = topic, to_message
 
     def start_bundle(self) -> None:
+        self._client = publisher_client()
         self._pending: list[Future] = []
 
     def process(self, record: Any) -> None:
         message = self._to_message(record)
-        self._pending.append(publisher_client().publish(
+        self._pending.append(self._client.publish(
             self._topic, message.data, **(message.attributes or {})))
 
     def finish_bundle(self) -> None:
