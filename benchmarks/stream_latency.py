@@ -149,14 +149,15 @@ class Run:
                 "--pubsub_readers", str(readers),
                 "--max_batch_duration_secs", str(max_batch_duration_secs), *extra_flags)
         self.process = self.command.process
-        self.memory: list[tuple[float, int]] = []
+        self.memory: list[tuple[float, int, int]] = []  # (seconds, RSS bytes, scored so far)
         # id of each message out -> its latency (None from the baseline, whose output is the
         # input message itself, without the input's publish time)
         self.latencies: dict[str, float | None] = {}
         self.scored_at: list[float] = []
 
     def sample_memory(self, since: float) -> None:
-        self.memory.append((time.monotonic() - since, rss_bytes(self.process.pid)))
+        self.memory.append((time.monotonic() - since, rss_bytes(self.process.pid),
+                            len(self.latencies)))
 
     def pull_scored(self, timeout_s: float = 2) -> int:
         messages = self.streams.drain("scored", timeout_s)
@@ -197,7 +198,7 @@ def measure(name: str, args: argparse.Namespace, bundle: str | None, rate: float
     publisher = None
     try:
         warm_up_s = run.warm_up()
-        started = time.monotonic()
+        started, started_wall = time.monotonic(), time.time()
         context = multiprocessing.get_context("spawn")
         started_at = context.Value("d", 0.0)
         first_published = time.time()  # if the publisher fails before it starts publishing
@@ -226,8 +227,14 @@ def measure(name: str, args: argparse.Namespace, bundle: str | None, rate: float
         return latencies[min(len(latencies) - 1, int(q * len(latencies)))] if latencies \
             else float("nan")
 
-    first_minute = [rss for at, rss in run.memory if at <= 60]
-    last_minute = [rss for at, rss in run.memory if at >= run.memory[-1][0] - 60]
+    first_minute = [rss for at, rss, _ in run.memory if at <= 60]
+    last_minute = [rss for at, rss, _ in run.memory if at >= run.memory[-1][0] - 60]
+
+    publishing_from = first_published - started_wall  # the publisher's start, on run.memory's clock
+
+    def behind(at: float, scored: int) -> int:
+        """Messages published by ``at`` (the publisher keeps ``rate``) and not scored yet."""
+        return max(0, min(expected, int(rate * (at - publishing_from))) - scored)
     return {"offered_per_s": rate, "seconds": seconds, "published": expected,
             "scored": len(run.latencies), "sustained_per_s": len(run.latencies) / span,
             "latency_p50_s": quantile(0.50), "latency_p99_s": quantile(0.99),
@@ -235,7 +242,9 @@ def measure(name: str, args: argparse.Namespace, bundle: str | None, rate: float
             "warm_up_s": warm_up_s,
             "rss_peak_first_minute_mb": max(first_minute) / 2**20,
             "rss_peak_last_minute_mb": max(last_minute) / 2**20,
-            "rss_samples": [(round(at, 1), round(rss / 2**20, 1)) for at, rss in run.memory],
+            "rss_samples": [(round(at, 1), round(rss / 2**20, 1)) for at, rss, _ in run.memory],
+            "behind_samples": [(round(at, 1), behind(at, scored))
+                               for at, _, scored in run.memory],
             "command": " ".join(run.command.command[1:])}
 
 
@@ -416,8 +425,20 @@ def figure_lines(results: dict) -> list[str]:
             f"({memory['scored']} of {memory['published']} scored, p99 "
             f"{memory['latency_p99_s']:.2f} s): peak RSS {memory['rss_peak_first_minute_mb']:.0f} "
             f"MB in the first minute, {memory['rss_peak_last_minute_mb']:.0f} MB in the last "
-            f"({growth:+.1%}; goal: within ±{GOAL_MEMORY_GROWTH:.0%}).", ""]
+            f"({growth:+.1%}; goal: within ±{GOAL_MEMORY_GROWTH:.0%})."
+            + (behind_text(memory["behind_samples"], memory["seconds"])
+               if memory.get("behind_samples") else ""), ""]
     return lines
+
+
+def behind_text(samples: list, seconds: float) -> str:
+    """How far the pipeline was behind the publisher at the end of the first minute and of the
+    run (published by then, at the offered rate, minus scored), to set beside the memory figures:
+    whether unscored messages wait in the pipeline's process or on the Pub/Sub server."""
+    first = next((count for at, count in reversed(samples) if at <= 60), 0)
+    last = next((count for at, count in reversed(samples) if at <= seconds), samples[-1][1])
+    return (f" Messages published and not yet scored: {first} at the end of the first minute, "
+            f"{last} when publishing ended.")
 
 
 def history_headline(result: dict) -> list[str]:
