@@ -434,7 +434,7 @@ def figure_lines(results: dict) -> list[str]:
 def behind_text(samples: list, seconds: float) -> str:
     """How far the pipeline was behind the publisher at the end of the first minute and of the
     run (published by then, at the offered rate, minus scored), to set beside the memory figures:
-    whether unscored messages wait in the pipeline's process or on the Pub/Sub server."""
+    memory that grows while this stays small is not a backlog."""
     first = next((count for at, count in reversed(samples) if at <= 60), 0)
     last = next((count for at, count in reversed(samples) if at <= seconds), samples[-1][1])
     return (f" Messages published and not yet scored: {first} at the end of the first minute, "
