@@ -11,12 +11,17 @@ import pytest
 from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
 from apache_beam.testing import test_stream
 from apache_beam.testing.util import assert_that, equal_to
-from apache_beam.utils.timestamp import Timestamp
+from apache_beam.utils.timestamp import Duration, Timestamp
 
 from beam_pipeline.aggregates import AlertRule, record_key
 from beam_pipeline.model import RowResult
 from beam_pipeline.records import scored_record
-from beam_pipeline.streaming.monitoring import MonitorConfig, MonitorSentiment
+from beam_pipeline.streaming.monitoring import (
+    TOO_LATE_TAG,
+    MonitorConfig,
+    MonitorSentiment,
+    _LatenessGate,
+)
 from beam_pipeline.vocabulary import SCORED, UNSUPPORTED_LANGUAGE
 
 LABELS = ("negative", "positive")
@@ -102,6 +107,26 @@ def test_fixed_windows_on_time_late_and_too_late_panes_and_alerts():
         assert_that(outputs["too_late"], equal_to([
             {"type": "too_late", "id": "a6", "key": "acme", "window_start": iso(0),
              "window_end": iso(10), "event_time": iso(6)}]), label="too late")
+
+
+@pytest.mark.usefixtures("dofn_specs")
+def test_the_windows_get_only_the_fields_an_aggregate_reads():
+    """The lateness gate passes on a record's aggregated fields, not the whole record: windows
+    hold what they get until their allowed lateness has passed (minutes of a stream)."""
+    options = PipelineOptions(flags=[], runner="BundleBasedDirectRunner")
+    options.view_as(StandardOptions).streaming = True
+    stream = (test_stream.TestStream()
+              .advance_watermark_to(Timestamp(0))
+              .add_elements([at(1, ("acme", record("a1", "negative", "acme")))])
+              .advance_watermark_to_infinity())
+    with beam.Pipeline(options=options) as pipeline:
+        gated = (pipeline | stream
+                 | beam.ParDo(_LatenessGate(beam.window.FixedWindows(10), Duration(5)))
+                 .with_outputs(TOO_LATE_TAG, main="on_time"))
+        assert_that(gated.on_time, equal_to([("acme", {
+            "status": SCORED, "sentiment": "negative",
+            "probabilities": {"negative": 0.75, "positive": 0.25}, "language": "en",
+            "text_fingerprint": "fp-a1"})]))
 
 
 @pytest.mark.usefixtures("dofn_specs")

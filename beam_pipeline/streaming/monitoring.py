@@ -35,6 +35,7 @@ from beam_pipeline.aggregates import (
     AlertRule,
     SentimentAggregateFn,
     aggregate_record,
+    aggregated_fields,
     alerts_for,
     record_key,
 )
@@ -77,7 +78,10 @@ def _bounds(bounded: window.BoundedWindow) -> dict[str, str]:
 
 class _LatenessGate(beam.DoFn):
     """Per key, in the global window: drops (and counts) records whose windows have all expired,
-    as far as this key's expiry timers prove it (see the module docstring)."""
+    as far as this key's expiry timers prove it (see the module docstring), and passes on the
+    others' `aggregates.aggregated_fields` only: the windows hold what they pass on until their
+    allowed lateness has passed (minutes of a stream), so they hold the few fields an aggregate
+    reads, not the whole records."""
 
     PENDING = userstate.SetStateSpec("pending_expiries", coders.VarIntCoder())
     PASSED = userstate.ReadModifyWriteStateSpec("passed_expiry", coders.VarIntCoder())
@@ -108,7 +112,7 @@ class _LatenessGate(beam.DoFn):
             pending.add(expiry.micros)
         if live:
             expiry_timer.set(Timestamp(micros=min(pending.read())) + _ONE_MICRO)
-            yield keyed
+            yield key, aggregated_fields(record)
 
     @userstate.on_timer(EXPIRY)
     def on_expiry(self, fired=beam.DoFn.TimestampParam,
