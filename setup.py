@@ -16,6 +16,7 @@ SCORING = [
     "plotly==7.1.0",
     "emoji==2.16.0",
     "py3langid==0.4.0",
+    "blingfire==0.1.8",
 ]
 TRAIN = [
     "torch==2.13.0",

@@ -4,10 +4,10 @@ No Beam transforms here: `load_scoring_model` validates a bundle and opens the s
 best allowed device; `ScoringModel.predict` / `predict_rows` score a batch of cleaned texts. The
 Beam side is the thin `onnx_handler.OnnxSentimentModelHandler`. What a batch goes through::
 
-    texts -> encode_batch (one tokenizers call; windows with long_text=chunk)
+    texts -> encode_batch (one tokenizers call; windows with long_text=chunk, sentences)
           -> sort by token length -> sub-batches of max_batch_size, each padded to its longest
           -> session.run (IO binding on CUDA) -> softmax(logits / temperature)
-          -> input order (windows averaged back into their text)
+          -> input order (windows combined back into their text: window_weights)
 
 Why each choice: docs/design.md, "Scoring model".
 """
@@ -19,6 +19,7 @@ import os
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Optional
 
+import blingfire
 import numpy as np
 import onnxruntime as ort
 from apache_beam.metrics import Metrics
@@ -47,10 +48,13 @@ from beam_pipeline.vocabulary import (
 LOGGER = logging.getLogger(__name__)
 DEVICES = ("auto", "cpu", "cuda")
 PRECISION_CHOICES = ("auto", *PRECISIONS)
-LONG_TEXT_MODES = ("truncate", "head_tail", "chunk")
-#: how the windows of a long text are combined with ``chunk``: weighted by their text tokens,
-#: by their confidence (max probability), or by length with the last window counted twice
-WINDOW_WEIGHTINGS = ("length", "confidence", "last")
+LONG_TEXT_MODES = ("truncate", "head_tail", "chunk", "sentences")
+#: the modes that score a long text as several windows (overlapping chunks, or its sentences)
+WINDOWED_MODES = ("chunk", "sentences")
+#: how the windows of a long text are combined: the mean weighted by their text tokens, by their
+#: confidence (max probability), or by length with the last window counted twice; or the
+#: probabilities of the most confident window alone
+WINDOW_WEIGHTINGS = ("length", "confidence", "last", "most_confident")
 CUDA_PROVIDER = "CUDAExecutionProvider"
 NVIDIA_DEVICE_NODE = "/dev/nvidiactl"
 CPU_PROVIDER = "CPUExecutionProvider"
@@ -141,6 +145,11 @@ def _head_and_tail(encoding: Any) -> Any:
                    special_tokens_mask=[1] * len(cls) + [0] * len(kept) + [1] * len(sep))
 
 
+def _sentences(text: str) -> list[str]:
+    """A text's sentences (Bling Fire's sentence breaker; the text itself if it finds none)."""
+    return [line for line in blingfire.text_to_sentences(text).split("\n") if line.strip()] or [text]
+
+
 @dataclasses.dataclass(frozen=True)
 class _Window:
     """An encoding built from token ids (the fields `ScoringModel._feed` reads)."""
@@ -162,6 +171,12 @@ def window_weights(windows: Sequence[Any], owners: np.ndarray, probabilities: np
     if weighting == "last":
         last = np.r_[owners[1:] != owners[:-1], True]
         weights[last] *= 2
+    if weighting == "most_confident":  # per text, its first window of the highest confidence
+        confidence = np.nan_to_num(probabilities.max(axis=1).astype(np.float64), nan=-1.0)
+        order = np.lexsort((-confidence, owners))
+        first = np.r_[True, owners[order][1:] != owners[order][:-1]]
+        weights = np.zeros(len(windows), np.float64)
+        weights[order[first]] = 1.0
     return weights
 
 
@@ -172,7 +187,7 @@ class ScoringModel:
 
     def __init__(self, bundle: Bundle, session: ort.InferenceSession, device: str,
                  max_batch_size: int, max_length: int, long_text: str,
-                 window_weighting: str = "length",
+                 window_weighting: str = "most_confident",
                  language_gate: Optional[LanguageGate] = None):
         self.bundle = bundle
         self.session = session
@@ -232,7 +247,9 @@ class ScoringModel:
 
     def _windows(self, texts: Sequence[str]) -> tuple[list[Any], np.ndarray, np.ndarray]:
         """Encodings to run, for each the index of the text it belongs to, and each text's
-        length in tokens (special tokens included, before any truncation)."""
+        length in tokens (special tokens included, before any truncation). With ``sentences`` a
+        text longer than max_length is split into its sentences, each a window (the head and
+        tail of a sentence that is itself too long)."""
         encodings = self.tokenizer.encode_batch(list(texts))
         lengths = np.array([len(encoding.ids) + sum(
             overflow.special_tokens_mask.count(0) for overflow in encoding.overflowing)
@@ -243,10 +260,16 @@ class ScoringModel:
             return ([_head_and_tail(encoding) for encoding in encodings],
                     np.arange(len(encodings)), lengths)
         windows, owners = [], []
-        for index, encoding in enumerate(encodings):
-            for window in (encoding, *encoding.overflowing):
-                windows.append(window)
-                owners.append(index)
+        for index, (text, encoding) in enumerate(zip(texts, encodings)):
+            if self.long_text == "chunk":
+                pieces = [encoding, *encoding.overflowing]
+            elif not encoding.overflowing:
+                pieces = [encoding]
+            else:
+                pieces = [_head_and_tail(sentence)
+                          for sentence in self.tokenizer.encode_batch(_sentences(text))]
+            windows.extend(pieces)
+            owners.extend([index] * len(pieces))
         return windows, np.asarray(owners), lengths
 
     def predict(self, texts: Sequence[str]) -> np.ndarray:
@@ -387,9 +410,9 @@ def nvidia_device_present() -> bool:
 
 def load_scoring_model(bundle_root: str, precision: str = "auto", device: str = "auto",
                        max_batch_size: int = 64, max_length: Optional[int] = None,
-                       long_text: str = "head_tail", intra_op_threads: int = 0,
+                       long_text: str = "sentences", intra_op_threads: int = 0,
                        pinned_sha256: Optional[Mapping[str, str]] = None,
-                       window_weighting: str = "length") -> ScoringModel:
+                       window_weighting: str = "most_confident") -> ScoringModel:
     """Validates the bundle, creates the session on the best allowed device, returns the model.
 
     Raises `BundleError` when the bundle is invalid or lacks an explicitly requested precision,

@@ -26,9 +26,9 @@ class OnnxSentimentModelHandler(ModelHandler[str, PredictionResult, ScoringModel
 
     def __init__(self, bundle_root: str, *, precision: str = "auto", device: str = "auto",
                  max_batch_size: int = 64, max_length: Optional[int] = None,
-                 long_text: str = "head_tail", intra_op_threads: int = 0,
+                 long_text: str = "sentences", intra_op_threads: int = 0,
                  pinned_sha256: Optional[Mapping[str, str]] = None,
-                 window_weighting: str = "length", **batching_kwargs):
+                 window_weighting: str = "most_confident", **batching_kwargs):
         """``max_batch_size`` bounds both Beam's batches and the ONNX sub-batches;
         ``max_length`` defaults to the bundle's; ``pinned_sha256`` makes workers refuse bundle
         files other than the planned ones; ``batching_kwargs`` go to `ModelHandler`

@@ -45,12 +45,15 @@ class ScoringOptions(PipelineOptions):
                             help="rows per ONNX Runtime call")
         parser.add_argument("--max_length", default=None, type=_positive_int,
                             help="tokens per row or window (default: the bundle's max_length)")
-        parser.add_argument("--long_text", default="head_tail", choices=LONG_TEXT_MODES,
-                            help="texts longer than max_length tokens: truncate (first tokens), "
-                                 "head_tail (first quarter and last three quarters), chunk "
-                                 "(overlapping windows, probabilities averaged)")
-        parser.add_argument("--window_weighting", default="length", choices=WINDOW_WEIGHTINGS,
-                            help="with --long_text chunk: weigh windows by their length, their "
+        parser.add_argument("--long_text", default="sentences", choices=LONG_TEXT_MODES,
+                            help="texts longer than max_length tokens: sentences (each sentence "
+                                 "scored, combined by --window_weighting), truncate (first "
+                                 "tokens), head_tail (first quarter and last three quarters), "
+                                 "chunk (overlapping windows, combined by --window_weighting)")
+        parser.add_argument("--window_weighting", default="most_confident",
+                            choices=WINDOW_WEIGHTINGS,
+                            help="with --long_text sentences or chunk: the most confident "
+                                 "window's probabilities, or their mean weighted by length, "
                                  "confidence, or length with the last window counted twice")
         parser.add_argument("--max_chars", default=None, type=_positive_int,
                             help="texts are cut to this many characters before tokenisation "

@@ -3,8 +3,9 @@
 Scores ``../shared/data/yelp_reviews`` (stars >= 4 positive, <= 2 negative, 3 left out) with an
 SST-2 model's fp32 bundle in every long-text mode the scoring model has: ``truncate`` (first
 max_length tokens), ``head_tail`` (first quarter and last three quarters), ``chunk`` (overlapping
-windows) with its window weightings (``length``, ``confidence``, ``last``), at the bundle's
-max_length and at longer and shorter windows. Reports accuracy overall, on the reviews longer
+windows) and ``sentences`` (each sentence a window) with the window weightings
+(``most_confident``, ``length``, ``confidence``, ``last``), at the bundle's max_length and at
+longer and shorter windows. Reports accuracy overall, on the reviews longer
 than the bundle's max_length tokens and on the others, and seconds per row
 (median of interleaved rounds, with the ratio to ``truncate`` measured in the same round)::
 
@@ -26,7 +27,9 @@ import benchlib
 NAME = "long_reviews"
 #: (--long_text, --window_weighting, --max_length; None: the bundle's)
 MODES = [("truncate", "length", None), ("head_tail", "length", None), ("chunk", "length", None),
-         ("chunk", "confidence", None), ("chunk", "last", None), ("truncate", "length", 256),
+         ("chunk", "confidence", None), ("chunk", "last", None), ("chunk", "most_confident", None),
+         ("sentences", "most_confident", None), ("sentences", "confidence", None),
+         ("sentences", "length", None), ("truncate", "length", 256),
          ("truncate", "length", 512), ("head_tail", "length", 256), ("chunk", "length", 64)]
 
 

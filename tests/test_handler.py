@@ -17,9 +17,11 @@ from beam_pipeline.bundle import BundleError, sha256_of
 from beam_pipeline.model import (
     CPU_PROVIDER,
     CUDA_PROVIDER,
+    _Window,
     choose_precision,
     load_scoring_model,
     nvidia_device_present,
+    window_weights,
 )
 from beam_pipeline.onnx_handler import OnnxSentimentModelHandler
 
@@ -119,6 +121,48 @@ def test_chunk_mode_averages_overlapping_windows_weighted_by_length(tiny_bundle_
     np.testing.assert_allclose(trunc_probs[1], window_probs[0], atol=1e-5)
     # other rows in the batch (windows of the long text) change the padding: float32 last bits
     np.testing.assert_allclose(chunk_probs[[0, 2]], trunc_probs[[0, 2]], atol=1e-5)
+
+
+def test_sentences_mode_scores_a_long_text_as_its_most_confident_sentence(tiny_bundle_dir,
+                                                                            tmp_path):
+    # a low temperature spreads the random model's near-even probabilities apart
+    hot = copy_bundle(tiny_bundle_dir, tmp_path / "hot",
+                      lambda manifest: manifest.update(temperature=0.01))
+    sentences = ["The plot drags and the dialogue is wooden.",
+                 "But the performances are superb, moving and utterly charming!",
+                 "Meh.", "I would not watch it again, though the music is astounding."]
+    long_text = " ".join(sentences * 3)  # 12 sentences, over 32 tokens
+    split = load_scoring_model(str(hot), precision="fp32", device="cpu", max_length=32,
+                               long_text="sentences", window_weighting="most_confident")
+    truncated = load_scoring_model(str(hot), precision="fp32", device="cpu", max_length=32,
+                                   long_text="truncate")
+    each = truncated.predict(sentences)
+    top, second = np.sort(each.max(axis=1))[::-1][:2]
+    assert top - second > 4e-4  # one sentence clearly the most confident (beyond float noise)
+    probabilities = split.predict(["short one", long_text])
+    np.testing.assert_allclose(probabilities[1], each[each.max(axis=1).argmax()], atol=1e-4)
+    np.testing.assert_allclose(probabilities[0], truncated.predict(["short one"])[0], atol=1e-4)
+
+
+def test_window_weightings_per_text():
+    def window(text_tokens):
+        return _Window(ids=[0] * (text_tokens + 2), type_ids=[0] * (text_tokens + 2),
+                       attention_mask=[1] * (text_tokens + 2),
+                       special_tokens_mask=[1] + [0] * text_tokens + [1])
+
+    windows = [window(n) for n in (30, 30, 10, 20, 20)]
+    owners = np.array([0, 0, 0, 1, 1])
+    probabilities = np.array([[0.6, 0.4], [0.1, 0.9], [0.95, 0.05], [0.3, 0.7], [0.7, 0.3]])
+    for weighting, expected in [("length", [30, 30, 10, 20, 20]),
+                                ("confidence", [0.6, 0.9, 0.95, 0.7, 0.7]),
+                                ("last", [30, 30, 20, 20, 40]),
+                                ("most_confident", [0, 0, 1, 1, 0])]:  # a tie: the first
+        np.testing.assert_allclose(window_weights(windows, owners, probabilities, weighting),
+                                   expected, err_msg=weighting)
+    failed = probabilities.copy()
+    failed[2] = np.nan  # a window ONNX Runtime failed on is never the most confident
+    np.testing.assert_allclose(window_weights(windows, owners, failed, "most_confident"),
+                               [0, 1, 0, 1, 0])
 
 
 def test_auto_precision_is_int8_on_cpu_and_fp16_on_cuda_when_present():

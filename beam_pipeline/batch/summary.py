@@ -19,7 +19,7 @@ from beam_pipeline.batch.planning import BatchJob
 from beam_pipeline.batch.writing import part_pattern, read_stats
 from beam_pipeline.errors import InputError
 from beam_pipeline.files import match_files, open_file, write_atomically
-from beam_pipeline.model import choose_precision
+from beam_pipeline.model import WINDOWED_MODES, choose_precision
 from beam_pipeline.options import PROG
 from beam_pipeline.vocabulary import METRICS_NAMESPACE, ROWS_READ, SCORED
 
@@ -46,8 +46,8 @@ def run_summary(job: BatchJob, options: Any, runner: str, started_at: datetime.d
                                  "cuda" if options.device == "cuda" else "cpu",
                                  manifest["precisions"])
     cut = figures["text_length"].pop("cut")
-    figures["text_length"].update(truncated=0 if options.long_text == "chunk" else cut,
-                                  chunked=cut if options.long_text == "chunk" else 0)
+    windowed = options.long_text in WINDOWED_MODES
+    figures["text_length"].update(truncated=0 if windowed else cut, chunked=cut if windowed else 0)
     counts = figures["counts"]
     aggregation = job.aggregation
     aggregates = read_aggregates(job.output_prefix) if aggregation is not None else []

@@ -395,7 +395,7 @@ def _long_text_note(run: RunSummary, histogram: Histogram) -> str:
     mode = as_text(run.model.get("long_text"))
     limit = f" {max_length:,}-token" if max_length else ""
     parts = [f"{count:,} rows ({page.format_share(count / histogram.total)}) {what}"
-             for count, what in ((truncated, "truncated"), (chunked, "scored in chunks"))
+             for count, what in ((truncated, "truncated"), (chunked, "scored in windows"))
              if count is not None]
     if not parts:
         return "This summary does not record how many texts were truncated or chunked."
