@@ -147,7 +147,8 @@ def _head_and_tail(encoding: Any) -> Any:
 
 def _sentences(text: str) -> list[str]:
     """A text's sentences (Bling Fire's sentence breaker; the text itself if it finds none)."""
-    return [line for line in blingfire.text_to_sentences(text).split("\n") if line.strip()] or [text]
+    sentences = blingfire.text_to_sentences(text).split("\n")
+    return [sentence for sentence in sentences if sentence.strip()] or [text]
 
 
 @dataclasses.dataclass(frozen=True)
