@@ -58,6 +58,8 @@ WINDOW_WEIGHTINGS = ("length", "confidence", "last", "most_confident")
 CUDA_PROVIDER = "CUDAExecutionProvider"
 NVIDIA_DEVICE_NODE = "/dev/nvidiactl"
 CPU_PROVIDER = "CPUExecutionProvider"
+#: ONNX Runtime session option: whether idle intra-op threads spin ("1", its default) or sleep
+SPINNING_CONFIG_KEY = "session.intra_op.allow_spinning"
 _NUMPY_TYPES = {"tensor(int64)": np.int64, "tensor(int32)": np.int32}
 # what InferenceSession.run raises when a graph cannot run on given inputs (not a Python bug)
 ORT_RUN_ERRORS = (ort_state.Fail, ort_state.InvalidArgument, ort_state.RuntimeException,
@@ -373,10 +375,13 @@ class ScoringModel:
         out[rows] = softmax(logits, self.bundle.temperature)
 
 
-def _session(bundle: Bundle, providers: list[str], intra_op_threads: int) -> ort.InferenceSession:
+def _session(bundle: Bundle, providers: list[str], intra_op_threads: int,
+             allow_spinning: bool) -> ort.InferenceSession:
     options = ort.SessionOptions()
     if intra_op_threads:
         options.intra_op_num_threads = intra_op_threads
+    if not allow_spinning:
+        options.add_session_config_entry(SPINNING_CONFIG_KEY, "0")
     return ort.InferenceSession(bundle.read_model_bytes(), options, providers=providers)
 
 
@@ -413,9 +418,12 @@ def load_scoring_model(bundle_root: str, precision: str = "auto", device: str = 
                        max_batch_size: int = 64, max_length: Optional[int] = None,
                        long_text: str = "sentences", intra_op_threads: int = 0,
                        pinned_sha256: Optional[Mapping[str, str]] = None,
-                       window_weighting: str = "most_confident") -> ScoringModel:
+                       window_weighting: str = "most_confident",
+                       allow_spinning: bool = True) -> ScoringModel:
     """Validates the bundle, creates the session on the best allowed device, returns the model.
 
+    ``allow_spinning=False`` makes ONNX Runtime's intra-op threads sleep between runs instead of
+    spinning (a stream's small batches leave the runner's own thread the cores).
     Raises `BundleError` when the bundle is invalid or lacks an explicitly requested precision,
     or (with ``pinned_sha256``, see `bundle.pinned_checksums`) when its files are not the ones
     the job was planned with.
@@ -441,7 +449,8 @@ def load_scoring_model(bundle_root: str, precision: str = "auto", device: str = 
         elif CUDA_PROVIDER in ort.get_available_providers():
             bundle = load_bundle(bundle_root, choose_precision(precision, "cuda", available),
                                  pinned_sha256)
-            session = _session(bundle, [CUDA_PROVIDER, CPU_PROVIDER], intra_op_threads)
+            session = _session(bundle, [CUDA_PROVIDER, CPU_PROVIDER], intra_op_threads,
+                               allow_spinning)
             if session.get_providers()[0] == CUDA_PROVIDER:
                 return build(bundle, session, "cuda")
             reason = "the CUDA execution provider could not start (no GPU or CUDA libraries)"
@@ -450,12 +459,12 @@ def load_scoring_model(bundle_root: str, precision: str = "auto", device: str = 
         log = LOGGER.warning if device == "cuda" else LOGGER.info
         log("device %s: %s; falling back to CPU", device, reason)
     bundle = load_bundle(bundle_root, choose_precision(precision, "cpu", available), pinned_sha256)
-    session = _session(bundle, [CPU_PROVIDER], intra_op_threads)
+    session = _session(bundle, [CPU_PROVIDER], intra_op_threads, allow_spinning)
     problem = int8_probe_problem(bundle, session) if bundle.precision == "int8" else None
     if problem and precision == "auto" and "fp32" in available:
         LOGGER.warning("%s: scoring with fp32 instead", problem)
         bundle = load_bundle(bundle_root, "fp32", pinned_sha256)
-        session = _session(bundle, [CPU_PROVIDER], intra_op_threads)
+        session = _session(bundle, [CPU_PROVIDER], intra_op_threads, allow_spinning)
     elif problem:
         LOGGER.warning("%s: scoring with int8 all the same (--precision %s)", problem, precision)
     return build(bundle, session, "cpu")

@@ -28,17 +28,20 @@ class OnnxSentimentModelHandler(ModelHandler[str, PredictionResult, ScoringModel
                  max_batch_size: int = 64, max_length: Optional[int] = None,
                  long_text: str = "sentences", intra_op_threads: int = 0,
                  pinned_sha256: Optional[Mapping[str, str]] = None,
-                 window_weighting: str = "most_confident", **batching_kwargs):
+                 window_weighting: str = "most_confident", allow_spinning: bool = True,
+                 **batching_kwargs):
         """``max_batch_size`` bounds both Beam's batches and the ONNX sub-batches;
         ``max_length`` defaults to the bundle's; ``pinned_sha256`` makes workers refuse bundle
-        files other than the planned ones; ``batching_kwargs`` go to `ModelHandler`
-        (e.g. ``max_batch_duration_secs`` for streaming)."""
+        files other than the planned ones; ``allow_spinning`` as `load_scoring_model`'s;
+        ``batching_kwargs`` go to `ModelHandler` (e.g. ``max_batch_duration_secs`` for
+        streaming)."""
         super().__init__(max_batch_size=max_batch_size, large_model=device == "cuda",
                          **batching_kwargs)
         self._load_args = dict(bundle_root=bundle_root, precision=precision, device=device,
                                max_batch_size=max_batch_size, max_length=max_length,
                                long_text=long_text, intra_op_threads=intra_op_threads,
-                               pinned_sha256=pinned_sha256, window_weighting=window_weighting)
+                               pinned_sha256=pinned_sha256, window_weighting=window_weighting,
+                               allow_spinning=allow_spinning)
 
     @classmethod
     def from_plan(cls, options: Any, plan: Any, **kwargs):

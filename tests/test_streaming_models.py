@@ -6,8 +6,9 @@ import logging
 import numpy as np
 import pytest
 
-from beam_pipeline.model import load_scoring_model
-from beam_pipeline.streaming.model_watch import SwappableModel
+from beam_pipeline.model import SPINNING_CONFIG_KEY, load_scoring_model
+from beam_pipeline.onnx_handler import OnnxSentimentModelHandler
+from beam_pipeline.streaming.model_watch import StreamingModelHandler, SwappableModel
 from testkit.models import copy_bundle
 
 TEXTS = ["Shares jump after earnings beat", "Guidance cut, stock falls"]
@@ -90,3 +91,18 @@ def test_bundles_present_at_start_are_not_candidates(tiny_bundle_dir, watched):
     copy_bundle(tiny_bundle_dir, watched / "old", precisions=("fp32",))
     model = SwappableModel(cpu_model(tiny_bundle_dir), cpu_model, f"{watched}/*", interval_s=0)
     assert model.score(TEXTS)[0] == cpu_model(tiny_bundle_dir).version()
+
+
+def test_a_streams_onnx_runtime_threads_sleep_between_batches(tiny_bundle_dir):
+    """The stream's handler asks ONNX Runtime to let idle threads sleep (they spin by default, and
+    a stream's small batches leave the cores to the runner's thread); a batch job keeps ONNX
+    Runtime's default; both score alike."""
+    stream = StreamingModelHandler(str(tiny_bundle_dir), precision="auto", device="cpu")
+    streamed = stream.load_model()._model  # the SwappableModel's current ScoringModel
+    assert streamed.session.get_session_options().get_session_config_entry(
+        SPINNING_CONFIG_KEY) == "0"
+    batch = OnnxSentimentModelHandler(str(tiny_bundle_dir), precision="auto",
+                                      device="cpu").load_model()
+    with pytest.raises(RuntimeError, match="does not have configuration"):
+        batch.session.get_session_options().get_session_config_entry(SPINNING_CONFIG_KEY)
+    np.testing.assert_allclose(streamed.predict(TEXTS), batch.predict(TEXTS), rtol=0, atol=1e-6)

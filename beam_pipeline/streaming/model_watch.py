@@ -105,7 +105,9 @@ class StreamingModelHandler(OnnxSentimentModelHandler):
     (``model_watch``), and the loaded model stays alive in the process between bundles: Beam's
     DirectRunner builds a new RunInference DoFn for every streaming bundle (one Pub/Sub pull, at
     most 10 messages), and a model shared only weakly was loaded again every few messages. The
-    `MODELS_KEPT` most recently used models are kept."""
+    `MODELS_KEPT` most recently used models are kept. ONNX Runtime's idle threads sleep instead
+    of spinning (``allow_spinning=False``): between a stream's small batches the runner's own
+    thread needs the cores (docs/design.md, "Streaming pipeline")."""
 
     MODELS_KEPT = 2
     _loaded: collections.OrderedDict[str, SwappableModel] = collections.OrderedDict()
@@ -115,7 +117,7 @@ class StreamingModelHandler(OnnxSentimentModelHandler):
                  model_watch_interval_s: float = DEFAULT_WATCH_INTERVAL_S, **kwargs):
         """``model_watch``: glob of bundle folders to hot-swap from, looked at every
         ``model_watch_interval_s`` seconds; ``kwargs`` as `OnnxSentimentModelHandler`'s."""
-        super().__init__(bundle_root, **kwargs)
+        super().__init__(bundle_root, **{"allow_spinning": False, **kwargs})
         self._watch = dict(pattern=model_watch, interval_s=model_watch_interval_s)
 
     def load_model(self) -> SwappableModel:
