@@ -33,7 +33,11 @@ schedule). Each run is a fresh pipeline process with its own topics, warmed up w
    resident memory (VmRSS, sampled every 2 s in every run) in the first and in the last minute.
 
 Peer for scale: the bundle scored directly with ONNX Runtime (`load_scoring_model(...).predict`,
-no Beam, no Pub/Sub) on batches of 10 (one DirectRunner Pub/Sub pull) and of 64. The report says
+no Beam, no Pub/Sub) on batches of 10 (one DirectRunner Pub/Sub pull) and of 64. CPU: every run
+records the core-seconds the whole machine (/proc/stat) and the pipeline process used from the
+start of publishing to its end, per message out. From the baseline and the bundle's inference
+(scored directly) come two ceilings for the bundle's pipeline (`ceiling_lines`): the runner's
+one worker thread, and the machine's cores. The report says
 whether each goal of issue 17 is met: p99 < 2 s at 100 msg/s offered, sustained >= 0.8 x the
 baseline's, peak RSS of the memory run's last minute within 10 % of its first minute's. Default
 bundle: ``MODELS/bundle-minilm-tweets-social`` (the social model, exported with int8; MODELS:
@@ -87,6 +91,20 @@ def rss_bytes(pid: int) -> int:
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) * 1024
     raise RuntimeError(f"no VmRSS for process {pid}")
+
+
+def machine_busy_seconds() -> float:
+    """CPU time all processes on this machine have used since boot (every core's non-idle time
+    from /proc/stat), in core-seconds."""
+    fields = [int(value) for value in Path("/proc/stat").read_text().split("\n")[0].split()[1:9]]
+    idle, iowait = fields[3], fields[4]
+    return (sum(fields) - idle - iowait) / os.sysconf("SC_CLK_TCK")
+
+
+def process_cpu_seconds(pid: int) -> float:
+    """CPU time (user and system, all threads) of one process, in core-seconds."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def baseline_pipeline(subscription: str, topic: str) -> int:
@@ -207,6 +225,7 @@ def measure(name: str, args: argparse.Namespace, bundle: str | None, rate: float
         publisher.start()
         expected = int(rate * seconds)
         next_sample = 0.0
+        machine_busy, pipeline_cpu = machine_busy_seconds(), process_cpu_seconds(run.process.pid)
         while len(run.latencies) < expected and (
                 publisher.is_alive() or time.monotonic() - started < seconds + drain_s):
             run.pull_scored()
@@ -214,6 +233,8 @@ def measure(name: str, args: argparse.Namespace, bundle: str | None, rate: float
                 run.sample_memory(started)
                 next_sample += 2
         publisher.join()
+        machine_busy = machine_busy_seconds() - machine_busy
+        pipeline_cpu = process_cpu_seconds(run.process.pid) - pipeline_cpu
         first_published = started_at.value or first_published
     finally:
         if publisher is not None and publisher.is_alive():
@@ -240,6 +261,9 @@ def measure(name: str, args: argparse.Namespace, bundle: str | None, rate: float
             "latency_p50_s": quantile(0.50), "latency_p99_s": quantile(0.99),
             "latency_max_s": latencies[-1] if latencies else float("nan"),
             "warm_up_s": warm_up_s,
+            # core-seconds from publishing's start to the last message out: every process on
+            # the machine (pipeline, Pub/Sub server, publisher, this script), the pipeline alone
+            "machine_cpu_s": machine_busy, "pipeline_cpu_s": pipeline_cpu,
             "rss_peak_first_minute_mb": max(first_minute) / 2**20,
             "rss_peak_last_minute_mb": max(last_minute) / 2**20,
             "rss_samples": [(round(at, 1), round(rss / 2**20, 1)) for at, rss, _ in run.memory],
@@ -248,19 +272,24 @@ def measure(name: str, args: argparse.Namespace, bundle: str | None, rate: float
             "command": " ".join(run.command.command[1:])}
 
 
-def raw_onnx_rate(bundle: str, tweets: list[str], batch: int, repeats: int = 3) -> float:
-    """Peer: records/s of the bundle scored directly (no Beam, no Pub/Sub), median of repeats."""
+def raw_onnx_rate(bundle: str, tweets: list[str], batch: int, repeats: int = 3,
+                  intra_op_threads: int = 0) -> tuple[float, float]:
+    """Peer: records/s of the bundle scored directly (no Beam, no Pub/Sub) and the CPU time a
+    record took (core-milliseconds, tokenising included, every thread of the process), medians
+    of repeats."""
     from beam_pipeline.model import load_scoring_model
 
-    model = load_scoring_model(bundle, precision="int8", device="cpu")
+    model = load_scoring_model(bundle, precision="int8", device="cpu",
+                               intra_op_threads=intra_op_threads)
     texts = tweets[:640]
-    rates = []
+    rates, cpu_ms = [], []
     for _ in range(repeats):
-        started = time.perf_counter()
+        started, started_cpu = time.perf_counter(), time.process_time()
         for start in range(0, len(texts), batch):
             model.predict(texts[start:start + batch])
         rates.append(len(texts) / (time.perf_counter() - started))
-    return statistics.median(rates)
+        cpu_ms.append(1000 * (time.process_time() - started_cpu) / len(texts))
+    return statistics.median(rates), statistics.median(cpu_ms)
 
 
 def tiny_bundle(directory: Path) -> str:
@@ -335,19 +364,57 @@ def saturation_lines(saturation: dict) -> list[str]:
     lines = [f"Sustained rate at saturation ({saturation['offered_per_s']:g} msg/s offered for "
              f"{saturation['seconds']:g} s; out = messages on the output topic):", "",
              "| pipeline | published | out | sustained msg/s | × offered | × baseline | "
-             "peak RSS MB | warm-up s |", "|---|---:|---:|---:|---:|---:|---:|---:|"]
+             "CPU core-ms a message: machine / pipeline | peak RSS MB | warm-up s |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for key, name in SATURATION_NAMES.items():
         row = saturation.get(key)
         if row:
+            cpu = (f"{cpu_ms_per_message(row, 'machine_cpu_s'):.2f} / "
+                   f"{cpu_ms_per_message(row, 'pipeline_cpu_s'):.2f}"
+                   if "machine_cpu_s" in row else "not recorded")
             lines.append(f"| {name} | {row['published']} | {row['scored']} | "
                          f"{row['sustained_per_s']:.1f} | "
                          f"{row['sustained_per_s'] / row['offered_per_s']:.2f} | "
-                         f"{row['sustained_per_s'] / baseline:.2f} | {peak_rss_mb(row):.0f} | "
-                         f"{row['warm_up_s']:.1f} |")
+                         f"{row['sustained_per_s'] / baseline:.2f} | {cpu} | "
+                         f"{peak_rss_mb(row):.0f} | {row['warm_up_s']:.1f} |")
     if any(row["sustained_per_s"] >= 0.9 * row["offered_per_s"]
            for key, row in saturation.items() if key in SATURATION_NAMES):
         lines += ["", "A pipeline took 90 % or more of the offered rate: it was not saturated "
                       "and sustains more (rerun with a higher `--saturation_rate`)."]
+    return lines
+
+
+def cpu_ms_per_message(row: dict, field: str) -> float:
+    """Core-milliseconds of ``field`` (``machine_cpu_s`` or ``pipeline_cpu_s``) a message out."""
+    return 1000 * row[field] / row["scored"]
+
+
+def ceiling_lines(results: dict) -> list[str]:
+    """The most this runner and machine allow the bundle's pipeline, from figures of the same run:
+    the DirectRunner's one worker thread spends at least the baseline's time on a message and
+    then waits for its inference (scored directly, batches of 10); and the machine's cores must
+    hold at least the baseline's CPU plus the inference's own (one thread, the least it needs)."""
+    saturation = results.get("saturation", {})
+    baseline = saturation.get("baseline", {})
+    inference_ms = results.get("inference_cpu_ms_per_record")
+    if "machine_cpu_s" not in baseline or not inference_ms:
+        return []
+    rate = baseline["sustained_per_s"]
+    thread_ms = 1000 / rate + 1000 / by_batch(results["raw_onnx_records_per_s"])[10]
+    cores = results["machine"]["logical_cpus"]
+    cpu_ms = cpu_ms_per_message(baseline, "machine_cpu_s") + inference_ms
+    lines = ["", "What this runner and machine allow the bundle's pipeline (figures of this run):",
+             "", f"- its one worker thread: the baseline's {1000 / rate:.2f} ms a message, then "
+             f"the inference's {thread_ms - 1000 / rate:.2f} ms (ONNX Runtime directly, "
+             f"batches of 10): at most {1000 / thread_ms:.0f} msg/s, "
+             f"{1000 / thread_ms / rate:.2f} × the baseline's rate;",
+             f"- the {cores} cores: the baseline's {cpu_ms - inference_ms:.2f} core-ms a message "
+             f"(every process, Pub/Sub server included) and the inference's {inference_ms:.2f} "
+             f"(one thread, the least CPU it takes): at most {1000 * cores / cpu_ms:.0f} msg/s, "
+             f"{1000 * cores / cpu_ms / rate:.2f} ×.", "",
+             f"The goal ({GOAL_BASELINE_RATIO:g} ×) needs the inference "
+             f"to take at most {(1 / GOAL_BASELINE_RATIO - 1) * 1000 / rate:.2f} ms a message "
+             "on the runner's thread."]
     return lines
 
 
@@ -398,7 +465,7 @@ def figure_lines(results: dict) -> list[str]:
     """The figures of one run: saturation, latency, runner ceiling (older results), memory."""
     lines = []
     if results.get("saturation"):
-        lines += [*saturation_lines(results["saturation"]), ""]
+        lines += [*saturation_lines(results["saturation"]), *ceiling_lines(results), ""]
         if results.get("fractions"):
             run = SATURATION_NAMES[results.get("latency_run", "real")]
             lines += ["Latency at " + ", ".join(f"{f:.0%}" for f in results["fractions"])
@@ -563,8 +630,13 @@ def main() -> int:
         "fractions": floats(args.fractions), "goal_rate": args.goal_rate,
         "latency_run": args.latency_run, "pubsub_readers": args.pubsub_readers,
         "saturation": {"offered_per_s": args.saturation_rate, "seconds": args.seconds},
-        "rates": [], "raw_onnx_records_per_s": {batch: raw_onnx_rate(args.bundle, tweets, batch)
-                                                for batch in (10, 64)}}
+        "rates": []}
+    peer = {batch: raw_onnx_rate(args.bundle, tweets, batch) for batch in (10, 64)}
+    results["raw_onnx_records_per_s"] = {batch: rate for batch, (rate, _) in peer.items()}
+    # the least CPU the bundle's inference needs: one thread (more threads only add
+    # synchronisation, and ONNX Runtime's spinning threads count as busy)
+    results["inference_cpu_ms_per_record"] = raw_onnx_rate(args.bundle, tweets, 10,
+                                                           intra_op_threads=1)[1]
     history = earlier_history(name)
     if history:
         results["history"] = history
@@ -583,7 +655,7 @@ def main() -> int:
         with tempfile.TemporaryDirectory(prefix="stream_latency_tiny_") as tmp:
             bundles = {"tiny": tiny_bundle(Path(tmp)), "real": args.bundle}
             results["tiny_raw_onnx_records_per_s"] = {
-                batch: raw_onnx_rate(bundles["tiny"], tweets, batch) for batch in (10, 64)}
+                batch: raw_onnx_rate(bundles["tiny"], tweets, batch)[0] for batch in (10, 64)}
             for key, (bundle, flags) in PRODUCT_RUNS.items():
                 saturation[key] = measure(key, args, bundles[bundle], args.saturation_rate,
                                           args.seconds, tweets, SATURATION_DRAIN_S, flags)
