@@ -137,7 +137,7 @@ def _int8_probabilities(bundle_dir: Path) -> np.ndarray:
     from beam_pipeline.model import ScoringModel, _session
 
     bundle = load_bundle(str(bundle_dir), "int8")
-    model = ScoringModel(bundle, _session(bundle, ["CPUExecutionProvider"], 0), "cpu", 64,
+    model = ScoringModel(bundle, _session(bundle, ["CPUExecutionProvider"], 0, True), "cpu", 64,
                          bundle.max_length, "head_tail")
     return model.predict(_manifest(bundle_dir)["int8_probe"]["texts"])
 
