@@ -424,6 +424,7 @@ def load_scoring_model(bundle_root: str, precision: str = "auto", device: str = 
 
     ``allow_spinning=False`` makes ONNX Runtime's intra-op threads sleep between runs instead of
     spinning (a stream's small batches leave the runner's own thread the cores).
+
     Raises `BundleError` when the bundle is invalid or lacks an explicitly requested precision,
     or (with ``pinned_sha256``, see `bundle.pinned_checksums`) when its files are not the ones
     the job was planned with.
