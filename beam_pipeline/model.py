@@ -167,19 +167,20 @@ def window_weights(windows: Sequence[Any], owners: np.ndarray, probabilities: np
                    weighting: str) -> np.ndarray:
     """The weight of each window of a long text when its probabilities are averaged (see
     `WINDOW_WEIGHTINGS`)."""
-    weights = np.array([max(1, window.special_tokens_mask.count(0)) for window in windows],
-                       np.float64)
     if weighting == "confidence":
         return np.nan_to_num(probabilities.max(axis=1).astype(np.float64), nan=1.0)
-    if weighting == "last":
-        last = np.r_[owners[1:] != owners[:-1], True]
-        weights[last] *= 2
     if weighting == "most_confident":  # per text, its first window of the highest confidence
         confidence = np.nan_to_num(probabilities.max(axis=1).astype(np.float64), nan=-1.0)
         order = np.lexsort((-confidence, owners))
         first = np.r_[True, owners[order][1:] != owners[order][:-1]]
         weights = np.zeros(len(windows), np.float64)
         weights[order[first]] = 1.0
+        return weights
+    weights = np.array([max(1, window.special_tokens_mask.count(0)) for window in windows],
+                       np.float64)
+    if weighting == "last":
+        last = np.r_[owners[1:] != owners[:-1], True]
+        weights[last] *= 2
     return weights
 
 
