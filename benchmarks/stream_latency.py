@@ -400,22 +400,24 @@ def ceiling_lines(results: dict) -> list[str]:
     if "machine_cpu_s" not in baseline or not inference_ms:
         return []
     rate = baseline["sustained_per_s"]
-    thread_ms = 1000 / rate + 1000 / by_batch(results["raw_onnx_records_per_s"])[10]
+    baseline_ms = 1000 / rate  # of the runner's thread, a message
+    inference_ms_on_thread = 1000 / by_batch(results["raw_onnx_records_per_s"])[10]
+    thread_rate = 1000 / (baseline_ms + inference_ms_on_thread)
     cores = results["machine"]["logical_cpus"]
-    cpu_ms = cpu_ms_per_message(baseline, "machine_cpu_s") + inference_ms
-    lines = ["", "What this runner and machine allow the bundle's pipeline (figures of this run):",
-             "", f"- its one worker thread: the baseline's {1000 / rate:.2f} ms a message, then "
-             f"the inference's {thread_ms - 1000 / rate:.2f} ms (ONNX Runtime directly, "
-             f"batches of 10): at most {1000 / thread_ms:.0f} msg/s, "
-             f"{1000 / thread_ms / rate:.2f} × the baseline's rate;",
-             f"- the {cores} cores: the baseline's {cpu_ms - inference_ms:.2f} core-ms a message "
-             f"(every process, Pub/Sub server included) and the inference's {inference_ms:.2f} "
-             f"(one thread, the least CPU it takes): at most {1000 * cores / cpu_ms:.0f} msg/s, "
-             f"{1000 * cores / cpu_ms / rate:.2f} ×.", "",
-             f"The goal ({GOAL_BASELINE_RATIO:g} ×) needs the inference "
-             f"to take at most {(1 / GOAL_BASELINE_RATIO - 1) * 1000 / rate:.2f} ms a message "
-             "on the runner's thread."]
-    return lines
+    baseline_cpu_ms = cpu_ms_per_message(baseline, "machine_cpu_s")
+    cores_rate = 1000 * cores / (baseline_cpu_ms + inference_ms)
+    return ["", "What this runner and machine allow the bundle's pipeline (figures of this run):",
+            "", f"- its one worker thread: the baseline's {baseline_ms:.2f} ms a message, then "
+            f"the inference's {inference_ms_on_thread:.2f} ms (ONNX Runtime directly, "
+            f"batches of 10): at most {thread_rate:.0f} msg/s, "
+            f"{thread_rate / rate:.2f} × the baseline's rate;",
+            f"- the {cores} cores: the baseline's {baseline_cpu_ms:.2f} core-ms a message "
+            f"(every process, Pub/Sub server included) and the inference's {inference_ms:.2f} "
+            f"(one thread, the least CPU it takes): at most {cores_rate:.0f} msg/s, "
+            f"{cores_rate / rate:.2f} ×.", "",
+            f"The goal ({GOAL_BASELINE_RATIO:g} ×) needs the inference "
+            f"to take at most {(1 / GOAL_BASELINE_RATIO - 1) * baseline_ms:.2f} ms a message "
+            "on the runner's thread."]
 
 
 def goal_lines(results: dict) -> list[str]:
